@@ -1,0 +1,61 @@
+from django.conf import settings
+from django.db import models
+
+CHANNELS = ("email", "sms", "whatsapp", "in_app")
+
+
+class Patient(models.Model):
+    # Set when the patient may sign in (their email is the username).
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="patient"
+    )
+    name = models.CharField(max_length=200)
+    email = models.EmailField()
+    phone = models.CharField(max_length=16, blank=True, help_text="E.164, e.g. +14155550100")
+    timezone = models.CharField(max_length=64, default="UTC")
+    # The channels the patient chose, and those they have since opted out of.
+    channels = models.JSONField(default=list)
+    opted_out = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return self.name
+
+    def wants(self, channel):
+        return channel in self.channels and channel not in self.opted_out
+
+    def address_for(self, channel):
+        """The address a message on this channel goes to, or '' when the patient has none."""
+        if channel == "email":
+            return self.email
+        if channel == "sms":
+            return self.phone
+        if channel == "whatsapp":
+            return f"whatsapp:{self.phone}" if self.phone else ""
+        if channel == "in_app":
+            return f"patient:{self.pk}"
+        raise ValueError(f"unknown channel {channel!r}")
+
+
+class AppointmentStatus(models.TextChoices):
+    SCHEDULED = "scheduled"
+    CANCELLED = "cancelled"
+
+
+class Appointment(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments")
+    provider = models.CharField(max_length=200)
+    starts_at = models.DateTimeField()
+    duration_minutes = models.PositiveIntegerField(default=30)
+    location = models.CharField(max_length=200, blank=True)
+    reason = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=16, choices=AppointmentStatus.choices, default=AppointmentStatus.SCHEDULED)
+    cancel_reason = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["starts_at"]
+
+    def __str__(self):
+        return f"{self.patient} with {self.provider} at {self.starts_at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,120 @@
+import re
+import zoneinfo
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from rest_framework import serializers
+
+from .models import CHANNELS, Appointment, Patient
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+TIMEZONES = zoneinfo.available_timezones()
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """ISO 8601 with a UTC offset; a naive time is refused rather than guessed."""
+
+    def to_internal_value(self, value):
+        parsed = parse_datetime(value) if isinstance(value, str) else None
+        if parsed is None:
+            self.fail("invalid", format="ISO 8601, e.g. 2030-05-01T09:30:00+02:00")
+        if timezone.is_naive(parsed):
+            raise serializers.ValidationError("Include a UTC offset, e.g. 2030-05-01T09:30:00+02:00.")
+        return parsed
+
+
+def future(value):
+    if value <= timezone.now():
+        raise serializers.ValidationError("Must be in the future.")
+    return value
+
+
+class ChannelList(serializers.ListField):
+    child = serializers.ChoiceField(choices=CHANNELS)
+
+    def to_internal_value(self, data):
+        return list(dict.fromkeys(super().to_internal_value(data)))  # drop repeats, keep order
+
+
+class PatientSerializer(serializers.ModelSerializer):
+    channels = ChannelList(allow_empty=False)
+    opted_out = ChannelList(required=False)
+    password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+    can_sign_in = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Patient
+        fields = ["id", "name", "email", "phone", "timezone", "channels", "opted_out", "password", "can_sign_in"]
+
+    def get_can_sign_in(self, patient) -> bool:
+        return patient.user_id is not None
+
+    def validate_phone(self, value):
+        if value and not E164.match(value):
+            raise serializers.ValidationError("Use E.164 format, e.g. +14155550100.")
+        return value
+
+    def validate_timezone(self, value):
+        if value not in TIMEZONES:
+            raise serializers.ValidationError(f"{value!r} is not an IANA time zone, e.g. Europe/London.")
+        return value
+
+    def validate(self, attrs):
+        password = attrs.get("password")
+        email = attrs.get("email") or getattr(self.instance, "email", "")
+        if password:
+            try:
+                validate_password(password)
+            except DjangoValidationError as exc:
+                raise serializers.ValidationError({"password": exc.messages}) from None
+            owner = getattr(self.instance, "user_id", None)
+            if get_user_model().objects.filter(username__iexact=email).exclude(pk=owner).exists():
+                raise serializers.ValidationError({"email": ["An account with this email already exists."]})
+        return attrs
+
+    @transaction.atomic
+    def create(self, validated_data):
+        password = validated_data.pop("password", None)
+        patient = Patient.objects.create(**validated_data)
+        if password:
+            patient.user = get_user_model().objects.create_user(
+                username=patient.email, email=patient.email, password=password
+            )
+            patient.save(update_fields=["user"])
+        return patient
+
+    @transaction.atomic
+    def update(self, patient, validated_data):
+        password = validated_data.pop("password", None)
+        patient = super().update(patient, validated_data)
+        if patient.user_id:
+            patient.user.username = patient.user.email = patient.email
+            if password:
+                patient.user.set_password(password)
+            patient.user.save()
+        return patient
+
+
+class AppointmentSerializer(serializers.ModelSerializer):
+    starts_at = AwareDateTimeField(validators=[future])
+    duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
+
+    class Meta:
+        model = Appointment
+        fields = [
+            "id", "patient", "provider", "starts_at", "duration_minutes", "location", "reason",
+            "status", "cancel_reason", "created_at", "updated_at",
+        ]
+        read_only_fields = ["status", "cancel_reason", "created_at", "updated_at"]
+
+
+class RescheduleSerializer(serializers.Serializer):
+    starts_at = AwareDateTimeField(validators=[future])
+
+
+class CancelSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")

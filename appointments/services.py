@@ -1,0 +1,56 @@
+"""The appointment write paths. Each runs in one transaction and announces its event."""
+from django.db import transaction
+
+from .models import Appointment, AppointmentStatus
+from .signals import appointment_booked, appointment_cancelled, appointment_rescheduled
+
+
+class AppointmentConflict(Exception):
+    """The appointment's state forbids the change (e.g. rescheduling a cancelled one)."""
+
+
+@transaction.atomic
+def book(*, patient, provider, starts_at, duration_minutes, location="", reason=""):
+    appointment = Appointment.objects.create(
+        patient=patient,
+        provider=provider,
+        starts_at=starts_at,
+        duration_minutes=duration_minutes,
+        location=location,
+        reason=reason,
+    )
+    appointment_booked.send(Appointment, appointment=appointment, occurred_at=appointment.created_at)
+    return appointment
+
+
+@transaction.atomic
+def reschedule(appointment_id, *, starts_at):
+    """Move the appointment. Moving it to the time it already has changes nothing."""
+    appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
+    if appointment.status == AppointmentStatus.CANCELLED:
+        raise AppointmentConflict("A cancelled appointment cannot be rescheduled.")
+    if appointment.starts_at == starts_at:
+        return appointment
+    previous_starts_at = appointment.starts_at
+    appointment.starts_at = starts_at
+    appointment.save(update_fields=["starts_at", "updated_at"])
+    appointment_rescheduled.send(
+        Appointment,
+        appointment=appointment,
+        occurred_at=appointment.updated_at,
+        previous_starts_at=previous_starts_at,
+    )
+    return appointment
+
+
+@transaction.atomic
+def cancel(appointment_id, *, reason=""):
+    """Cancel the appointment. Cancelling it again changes nothing."""
+    appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
+    if appointment.status == AppointmentStatus.CANCELLED:
+        return appointment
+    appointment.status = AppointmentStatus.CANCELLED
+    appointment.cancel_reason = reason
+    appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
+    appointment_cancelled.send(Appointment, appointment=appointment, occurred_at=appointment.updated_at)
+    return appointment

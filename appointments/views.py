@@ -1,0 +1,64 @@
+from drf_spectacular.utils import extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.permissions import IsAdminUser, IsAuthenticated
+from rest_framework.response import Response
+
+from . import services
+from .access import patient_of, visible_appointments, visible_patients
+from .serializers import AppointmentSerializer, CancelSerializer, PatientSerializer, RescheduleSerializer
+
+
+class PatientViewSet(
+    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.ListModelMixin,
+    viewsets.GenericViewSet,
+):
+    """Staff register patients; a patient reads and changes their own preferences."""
+
+    serializer_class = PatientSerializer
+
+    def get_permissions(self):
+        if self.action in ("create", "list"):
+            return [IsAdminUser()]
+        return [IsAuthenticated()]
+
+    def get_queryset(self):
+        return visible_patients(self.request.user).order_by("pk")
+
+
+class AppointmentViewSet(
+    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = AppointmentSerializer
+
+    def get_queryset(self):
+        return visible_appointments(self.request.user).select_related("patient").order_by("starts_at", "pk")
+
+    def perform_create(self, serializer):
+        user = self.request.user
+        patient = serializer.validated_data["patient"]
+        if not user.is_staff and patient_of(user) != patient:
+            raise PermissionDenied({"patient": ["You can only book appointments for yourself."]})
+        serializer.instance = services.book(**serializer.validated_data)
+
+    @extend_schema(request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def reschedule(self, request, pk=None):
+        appointment = self.get_object()
+        body = RescheduleSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            appointment = services.reschedule(appointment.pk, starts_at=body.validated_data["starts_at"])
+        except services.AppointmentConflict as exc:
+            return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        return Response(AppointmentSerializer(appointment).data)
+
+    @extend_schema(request=CancelSerializer, responses={200: AppointmentSerializer})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        appointment = self.get_object()
+        body = CancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        appointment = services.cancel(appointment.pk, reason=body.validated_data["reason"])
+        return Response(AppointmentSerializer(appointment).data)

@@ -1,0 +1,215 @@
+"""Settings, read from the environment (12-factor). Every variable is optional: the defaults
+are the embedded ones (SQLite under var/, Redis on loopback, console email and SMS)."""
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from .env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ("insecure-dev-key-only-for-debug" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "appointments",
+    "notifications",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# Database: DATABASE_URL, else a SQLite file under var/.
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        # Web, worker, beat and commands write concurrently: WAL lets readers run beside the
+        # writer, IMMEDIATE takes the write lock up front instead of failing on upgrade.
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    }
+    # A file, not memory: worker processes started by the tests must see the same database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Appointment notifications API",
+    "VERSION": "1.0.0",
+}
+
+# Email: Django's own settings. EMAIL_BACKEND takes a dotted path or one of the short names.
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "locmem": "django.core.mail.backends.locmem.EmailBackend",
+    "file": "django.core.mail.backends.filebased.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+}
+EMAIL_BACKEND = _EMAIL_BACKENDS.get(env_str("EMAIL_BACKEND", "console"), env_str("EMAIL_BACKEND"))
+EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)  # an SMTP server that hangs must not pin a worker
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "Clinic <appointments@clinic.example>")
+
+# SMS and WhatsApp. SMS_BACKEND: twilio, console or locmem.
+TWILIO_ACCOUNT_SID = env_str("TWILIO_ACCOUNT_SID")
+TWILIO_AUTH_TOKEN = env_str("TWILIO_AUTH_TOKEN")
+TWILIO_PHONE_NUMBER = env_str("TWILIO_PHONE_NUMBER")
+TWILIO_WHATSAPP_NUMBER = env_str("TWILIO_WHATSAPP_NUMBER")
+TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL")
+TWILIO_STATUS_CALLBACK_URL = env_str("TWILIO_STATUS_CALLBACK_URL")
+TWILIO_HTTP_TIMEOUT = env_float("TWILIO_HTTP_TIMEOUT", 10.0)
+SMS_BACKEND = env_str("SMS_BACKEND") or ("twilio" if TWILIO_ACCOUNT_SID else "console")
+if SMS_BACKEND not in ("twilio", "console", "locmem"):
+    raise ImproperlyConfigured(f"SMS_BACKEND must be twilio, console or locmem, not {SMS_BACKEND!r}")
+
+CLINIC_NAME = env_str("CLINIC_NAME", "The Clinic")
+
+# The notification pipeline.
+NOTIFICATIONS_SWEEP_INTERVAL = env_float("NOTIFICATIONS_SWEEP_INTERVAL", 60.0)
+NOTIFICATIONS_SWEEP_BATCH_SIZE = env_int("NOTIFICATIONS_SWEEP_BATCH_SIZE", 50)
+NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)
+NOTIFICATIONS_BACKOFF_BASE = env_float("NOTIFICATIONS_BACKOFF_BASE", 30.0)
+NOTIFICATIONS_BACKOFF_MAX = env_float("NOTIFICATIONS_BACKOFF_MAX", 3600.0)
+NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 300)
+# The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the
+# channels the seed had planned (in-app beside email, WhatsApp beside SMS) for patients who chose them.
+NOTIFICATIONS_REMINDER_SCHEDULE = [
+    {"days_before": 2, "channels": ["email", "in_app"]},
+    {"days_before": 1, "channels": ["sms", "whatsapp"]},
+    {"hours_before": 2, "channels": ["sms", "whatsapp"]},
+]
+
+# Celery. Redis is the broker; outcomes live in the notification rows, so no result backend.
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TIMEZONE = "UTC"
+# A booking must answer fast when Redis is down or hangs: connect and socket timeouts bound
+# the on-commit publish, and publishing is not retried (the sweep sends what was not enqueued).
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": 2,
+    "socket_timeout": 5,
+    # Redis redelivers unacknowledged tasks after this; well above any task's time limit.
+    "visibility_timeout": 3600,
+}
+CELERY_TASK_PUBLISH_RETRY = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task is acknowledged after it ran, and redelivered if its worker died: the row's claim
+# makes a second delivery harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# One message at a time per worker process, so a slow provider does not strand prefetched sends.
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Time limits stay below the lease, so a stuck send is killed before its row is reclaimed.
+CELERY_TASK_SOFT_TIME_LIMIT = min(120, NOTIFICATIONS_LEASE_SECONDS // 2)
+CELERY_TASK_TIME_LIMIT = min(150, NOTIFICATIONS_LEASE_SECONDS * 2 // 3)
+# The sweep stops claiming after a third of the lease and is killed at half of it.
+CELERY_TASK_ANNOTATIONS = {
+    "notifications.sweep_due": {
+        "soft_time_limit": NOTIFICATIONS_LEASE_SECONDS // 2,
+        "time_limit": NOTIFICATIONS_LEASE_SECONDS * 2 // 3,
+    },
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance")
+# The beat schedule is configuration: DatabaseScheduler copies it into its tables at start,
+# where the admin shows it. Exactly one beat process may run.
+CELERY_BEAT_SCHEDULE = {
+    "sweep-due-notifications": {
+        "task": "notifications.sweep_due",
+        "schedule": NOTIFICATIONS_SWEEP_INTERVAL,
+    },
+    "reclaim-expired-leases": {
+        "task": "notifications.reclaim_expired_leases",
+        "schedule": max(10.0, NOTIFICATIONS_LEASE_SECONDS / 5),
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # The twilio client logs every request's URL and headers at INFO.
+    "loggers": {"twilio.http_client": {"level": "WARNING"}},
+}

@@ -1,0 +1,27 @@
+from dataclasses import dataclass
+
+
+class DeliveryError(Exception):
+    """A send that did not go through. Permanent errors are never retried."""
+
+    def __init__(self, message, *, permanent, code=""):
+        super().__init__(message)
+        self.permanent = permanent
+        self.code = str(code or "")
+
+
+@dataclass(frozen=True)
+class Message:
+    text: str
+    subject: str = ""
+    html: str = ""
+
+
+class Channel:
+    """One way of reaching a patient. send() returns the provider's message id or raises
+    DeliveryError; it is called with the row claimed, outside any transaction."""
+
+    name = ""
+
+    def send(self, notification, message):
+        raise NotImplementedError

@@ -1,0 +1,42 @@
+import smtplib
+import socket
+from email.utils import make_msgid
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+
+from .base import Channel, DeliveryError
+
+
+class EmailChannel(Channel):
+    """Django's email machinery: a plain-text body with an HTML alternative."""
+
+    name = "email"
+
+    def send(self, notification, message):
+        message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">") or None)
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.text,
+            to=[notification.recipient],
+            headers={"Message-ID": message_id},
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        try:
+            email.send()
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, reason = next(iter(exc.recipients.values()))
+            raise _smtp_error(code, reason) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
+        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+            raise DeliveryError(f"SMTP: {exc}", permanent=False) from exc
+        return message_id.strip("<>")
+
+
+def _smtp_error(code, reason):
+    """SMTP replies 4xx are temporary, 5xx permanent."""
+    if isinstance(reason, bytes):
+        reason = reason.decode(errors="replace")
+    return DeliveryError(f"SMTP {code}: {reason}", permanent=500 <= code < 600, code=code)

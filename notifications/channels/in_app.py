@@ -1,0 +1,10 @@
+from .base import Channel
+
+
+class InAppChannel(Channel):
+    """The row itself is the message: once sent it shows in the patient's inbox."""
+
+    name = "in_app"
+
+    def send(self, notification, message):
+        return f"in_app:{notification.pk}"

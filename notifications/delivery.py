@@ -1,0 +1,116 @@
+"""Sending: claim a row, render it, hand it to its channel, record the outcome.
+
+The callers (Celery tasks, the sweep, the management command) only choose which rows."""
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from .channels import DeliveryError, get_channel
+from .models import Notification, NotificationKind, NotificationStatus
+from .planning import plan_fallback
+from .rendering import render
+
+logger = logging.getLogger(__name__)
+
+
+def send_notification(notification_id):
+    """Send one row if it is due and nobody else holds it; returns the outcome or None."""
+    claimed = Notification.objects.filter(pk=notification_id).claim()
+    return deliver(claimed[0]) if claimed else None
+
+
+def send_notifications(notification_ids):
+    return Counter(send_notification(pk) for pk in notification_ids)
+
+
+def deliver(notification):
+    """Send a row this process has claimed and record what happened."""
+    reason = reason_not_to_send(notification)
+    if reason:
+        notification.mark_skipped(reason)
+        return NotificationStatus.SKIPPED
+    try:
+        provider_message_id = get_channel(notification.channel).send(notification, render(notification))
+    except DeliveryError as exc:
+        notification.mark_failed(str(exc), permanent=exc.permanent, error_code=exc.code)
+    except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in SENDING
+        logger.exception("notification %s: unexpected error while sending", notification.pk)
+        notification.mark_failed(f"{exc.__class__.__name__}: {exc}", permanent=False, error_code="internal")
+    else:
+        notification.mark_sent(provider_message_id)
+        return NotificationStatus.SENT
+    if notification.is_dead:
+        plan_fallback(notification)
+    return NotificationStatus.FAILED
+
+
+def reason_not_to_send(notification):
+    """Why a claimed row must not go out after all, decided at send time."""
+    if notification.channel in notification.patient.opted_out:
+        return f"patient opted out of {notification.channel}"
+    if notification.kind == NotificationKind.REMINDER and notification.appointment.starts_at <= timezone.now():
+        return "appointment already past"
+    return ""
+
+
+def claim_due_batch(limit, include_failed=True):
+    """Claim up to `limit` due rows, oldest first. On PostgreSQL, SKIP LOCKED lets racing
+    sweepers take disjoint batches instead of queueing on each other's rows; the claim's
+    conditional UPDATE is what guarantees one winner per row on every database."""
+    now = timezone.now()
+    with transaction.atomic():
+        candidates = list(
+            Notification.objects.due(now, include_failed)
+            .order_by("scheduled_for", "id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
+        )
+        if not candidates:
+            return []
+        return Notification.objects.filter(pk__in=candidates).claim(now, include_failed)
+
+
+@dataclass
+class SweepReport:
+    outcomes: Counter = field(default_factory=Counter)
+    left: int = 0
+
+    def __str__(self):
+        o = self.outcomes
+        return f"sent={o['sent']} failed={o['failed']} skipped={o['skipped']} left={self.left}"
+
+
+def sweep(max_rows=None, include_failed=True, time_budget=None):
+    """Send due rows in batches until none are left, max_rows were handled, or the time
+    budget is spent (a sweep must finish well inside its task's time limit)."""
+    report = SweepReport()
+    started = time.monotonic()
+    handled = 0
+    while max_rows is None or handled < max_rows:
+        if time_budget is not None and time.monotonic() - started > time_budget:
+            break
+        limit = settings.NOTIFICATIONS_SWEEP_BATCH_SIZE
+        if max_rows is not None:
+            limit = min(limit, max_rows - handled)
+        batch = claim_due_batch(limit, include_failed)
+        if not batch:
+            break
+        for notification in batch:
+            report.outcomes[deliver(notification)] += 1
+        handled += len(batch)
+    report.left = Notification.objects.due(timezone.now(), include_failed).count()
+    return report
+
+
+def due_rows(max_rows, include_failed=True):
+    """What a sweep would send now, without claiming anything (for --dry-run)."""
+    return list(
+        Notification.objects.due(timezone.now(), include_failed)
+        .select_related("patient")
+        .order_by("scheduled_for", "id")[:max_rows]
+    )

@@ -1,0 +1,243 @@
+"""The notification row and its state machine.
+
+Every status change is one of the named transitions below, written as a conditional UPDATE so
+that two workers, the beat sweep and the management command can race on a row and exactly one
+of them wins. A claim stamps the row with a fresh token; the outcome of a send is recorded only
+while the row still carries that token, so a worker whose lease expired cannot overwrite the
+outcome of the worker that took the row over.
+"""
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils import timezone
+
+from .backoff import retry_delay
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class NotificationKind(models.TextChoices):
+    BOOKING_CONFIRMATION = "booking_confirmation"
+    REMINDER = "reminder"
+    RESCHEDULE = "reschedule"
+    CANCELLATION = "cancellation"
+
+
+class Channel(models.TextChoices):
+    EMAIL = "email"
+    SMS = "sms"
+    WHATSAPP = "whatsapp"
+    IN_APP = "in_app", "In-app"
+
+
+class NotificationQuerySet(models.QuerySet):
+    def due(self, now, include_failed=True):
+        """Pending rows whose time has come and, with include_failed, failed rows whose retry
+        time has come (a dead row has no next_attempt_at and is never due)."""
+        condition = Q(status=NotificationStatus.PENDING, scheduled_for__lte=now)
+        if include_failed:
+            condition |= Q(status=NotificationStatus.FAILED, next_attempt_at__lte=now)
+        return self.filter(condition)
+
+    def claim(self, now=None, include_failed=True):
+        """Move the due rows of this queryset to SENDING and return them.
+
+        One UPDATE whose WHERE re-checks that each row is still due: on PostgreSQL a racing
+        UPDATE blocks on the row lock and then skips the row it no longer matches; SQLite runs
+        writes one at a time. The fresh token tells which rows this call won.
+        """
+        now = now or timezone.now()
+        token = uuid.uuid4()
+        claimed = self.due(now, include_failed).update(
+            status=NotificationStatus.SENDING,
+            claim_token=token,
+            claimed_at=now,
+            attempts=F("attempts") + 1,
+            updated_at=now,
+        )
+        if not claimed:
+            return []
+        return list(Notification.objects.filter(claim_token=token).select_related("patient", "appointment"))
+
+    def cancel_pending(self):
+        """Pending rows become CANCELLED (the appointment moved or was cancelled before they were due)."""
+        return self.filter(status=NotificationStatus.PENDING).update(
+            status=NotificationStatus.CANCELLED, updated_at=timezone.now()
+        )
+
+    def reclaim_expired(self, now=None):
+        """Rows whose claimer vanished (lease expired) go back to PENDING, or die when their
+        attempts are spent, so a poisonous row cannot kill workers forever."""
+        now = now or timezone.now()
+        expired = self.filter(
+            status=NotificationStatus.SENDING,
+            claimed_at__lt=now - timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS),
+        )
+        dead = expired.filter(attempts__gte=settings.NOTIFICATIONS_MAX_ATTEMPTS).update(
+            status=NotificationStatus.FAILED,
+            next_attempt_at=None,
+            claim_token=None,
+            last_error="lease expired on the last attempt",
+            updated_at=now,
+        )
+        returned = expired.update(status=NotificationStatus.PENDING, claim_token=None, updated_at=now)
+        return returned, dead
+
+    def retry(self):
+        """Staff put failed rows back in the queue with a fresh set of attempts."""
+        now = timezone.now()
+        return self.filter(status=NotificationStatus.FAILED).update(
+            status=NotificationStatus.PENDING,
+            scheduled_for=now,
+            next_attempt_at=None,
+            attempts=0,
+            updated_at=now,
+        )
+
+
+class Notification(models.Model):
+    appointment = models.ForeignKey("appointments.Appointment", on_delete=models.CASCADE, related_name="notifications")
+    patient = models.ForeignKey("appointments.Patient", on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    channel = models.CharField(max_length=16, choices=Channel.choices)
+    status = models.CharField(max_length=16, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    scheduled_for = models.DateTimeField()
+    # Snapshots taken at planning: a later edit of the patient or appointment cannot change
+    # a message already planned.
+    recipient = models.CharField(max_length=254, blank=True)
+    context = models.JSONField(default=dict)
+    # A fallback row (email standing in for an SMS that failed for good) is keyed by that SMS.
+    fallback_for = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="fallback"
+    )
+
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    delivery_status = models.CharField(max_length=16, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    objects = NotificationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["scheduled_for", "id"]
+        constraints = [
+            # Planning is idempotent: a replayed event finds its rows already there. Cancelled
+            # rows step aside so that moving an appointment back to a time plans it afresh.
+            models.UniqueConstraint(
+                fields=["appointment", "kind", "channel", "scheduled_for"],
+                condition=Q(fallback_for__isnull=True) & ~Q(status="cancelled"),
+                name="notification_planned_once",
+            ),
+        ]
+        indexes = [
+            # The sweep's two questions, each answered from a small partial index however
+            # much sent history the table holds.
+            models.Index(fields=["scheduled_for"], condition=Q(status="pending"), name="notification_pending_due"),
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="failed", next_attempt_at__isnull=False),
+                name="notification_retry_due",
+            ),
+            models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notification_leases"),
+            models.Index(fields=["patient", "channel", "-created_at"], name="notification_inbox"),
+        ]
+
+    def __str__(self):
+        return f"{self.kind} by {self.channel} to {self.recipient or '?'} ({self.status})"
+
+    @classmethod
+    def planned(cls, *, skip_reason="", **fields):
+        """A new row: PENDING, or SKIPPED with the reason when it must never be sent."""
+        if skip_reason:
+            return cls(status=NotificationStatus.SKIPPED, last_error=skip_reason, **fields)
+        return cls(status=NotificationStatus.PENDING, **fields)
+
+    # Outcomes of a claimed send. Each applies only while this claim still holds the row.
+    def _finish(self, outcome, error="", error_code="", provider_message_id="", **fields):
+        now = timezone.now()
+        fields.update(last_error=error, error_code=error_code)
+        if provider_message_id:
+            fields["provider_message_id"] = provider_message_id
+        won = Notification.objects.filter(
+            pk=self.pk, status=NotificationStatus.SENDING, claim_token=self.claim_token
+        ).update(claim_token=None, updated_at=now, **fields)
+        NotificationAttempt.objects.create(
+            notification_id=self.pk,
+            number=self.attempts,
+            started_at=self.claimed_at,
+            finished_at=now,
+            outcome=outcome,
+            error=error,
+            error_code=error_code,
+            provider_message_id=provider_message_id,
+        )
+        for name, value in fields.items():
+            setattr(self, name, value)
+        return bool(won)
+
+    def mark_sent(self, provider_message_id=""):
+        return self._finish(
+            NotificationStatus.SENT,
+            provider_message_id=provider_message_id,
+            status=NotificationStatus.SENT,
+            sent_at=timezone.now(),
+        )
+
+    def mark_failed(self, error, *, permanent, error_code=""):
+        """Transient errors come back after a backoff while attempts are left; the rest die."""
+        retry_at = None
+        if not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS:
+            retry_at = timezone.now() + retry_delay(self.attempts)
+        return self._finish(
+            NotificationStatus.FAILED,
+            error=error,
+            error_code=error_code,
+            status=NotificationStatus.FAILED,
+            next_attempt_at=retry_at,
+        )
+
+    def mark_skipped(self, reason):
+        return self._finish(NotificationStatus.SKIPPED, error=reason, status=NotificationStatus.SKIPPED)
+
+    @property
+    def is_dead(self):
+        return self.status == NotificationStatus.FAILED and self.next_attempt_at is None
+
+    def mark_read(self):
+        if self.read_at is None:
+            self.read_at = timezone.now()
+            Notification.objects.filter(pk=self.pk, read_at__isnull=True).update(read_at=self.read_at)
+
+
+class NotificationAttempt(models.Model):
+    """One row per send attempt: the history the admin shows."""
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="attempt_log")
+    number = models.PositiveIntegerField()
+    started_at = models.DateTimeField(null=True)
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=16, choices=NotificationStatus.choices)
+    error = models.TextField(blank=True)
+    error_code = models.CharField(max_length=32, blank=True)
+    provider_message_id = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["notification", "number"]

@@ -1,0 +1,135 @@
+"""Fixtures: the stand-in Twilio server, a real Celery worker on a real Redis broker, and
+factories for patients, appointments and API clients."""
+import os
+import time
+from datetime import timedelta
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from appointments import services
+from appointments.models import Patient
+from config.celery import app as celery_app
+from notifications.channels import text
+from tests.twilio_standin import TwilioStandIn
+
+# The tests' own Redis database, so a running development worker never takes their tasks.
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def wait_for(condition, timeout=15, interval=0.05):
+    """Poll until condition() is truthy; return its value or fail with what was last seen."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value or time.monotonic() > deadline:
+            assert value, f"condition not met within {timeout}s"
+            return value
+        time.sleep(interval)
+
+
+def settled(queryset, timeout=15):
+    """Wait until none of the rows is pending or sending, and return them."""
+    wait_for(lambda: not queryset.filter(status__in=["pending", "sending"]).exists(), timeout)
+    return list(queryset)
+
+
+@pytest.fixture(scope="session")
+def twilio_server():
+    server = TwilioStandIn()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(autouse=True)
+def twilio(twilio_server, settings):
+    """Every test sends SMS and WhatsApp through the real twilio client to the stand-in."""
+    twilio_server.reset()
+    settings.SMS_BACKEND = "twilio"
+    settings.TWILIO_ACCOUNT_SID = twilio_server.account_sid
+    settings.TWILIO_AUTH_TOKEN = twilio_server.auth_token
+    settings.TWILIO_API_BASE_URL = twilio_server.base_url
+    settings.TWILIO_PHONE_NUMBER = "+15005550006"
+    settings.TWILIO_WHATSAPP_NUMBER = "whatsapp:+14155238886"
+    settings.TWILIO_HTTP_TIMEOUT = 2.0
+    text.outbox.clear()
+    return twilio_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def celery_broker():
+    """Point the Celery app at the tests' Redis database, emptied before the run."""
+    celery_app.conf.broker_url = TEST_REDIS_URL
+    with celery_app.connection_for_write() as connection:
+        connection.default_channel.client.flushdb()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def celery_worker(transactional_db, celery_broker):
+    """A real worker consuming from Redis in a thread of this process. The test's data must be
+    committed for it to see (transactional_db), since it has its own database connection."""
+    celery_app.control.purge()
+    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10) as worker:
+        yield worker
+
+
+@pytest.fixture
+def make_patient(db):
+    counter = iter(range(1, 10_000))
+
+    def make(channels=("email", "sms"), phone="+14155550100", password=None, **fields):
+        n = next(counter)
+        fields.setdefault("name", f"Patient {n}")
+        fields.setdefault("email", f"patient{n}@example.com")
+        fields.setdefault("timezone", "Europe/London")
+        patient = Patient.objects.create(channels=list(channels), phone=phone, **fields)
+        if password:
+            from django.contrib.auth import get_user_model
+
+            patient.user = get_user_model().objects.create_user(patient.email, patient.email, password)
+            patient.save()
+        return patient
+
+    return make
+
+
+@pytest.fixture
+def book(make_patient):
+    """Book through the service, as the API does: the event plans and enqueues the rows."""
+
+    def book(patient=None, starts_in=timedelta(days=7), **fields):
+        fields.setdefault("provider", "Dr. Ada Lovelace")
+        fields.setdefault("duration_minutes", 30)
+        fields.setdefault("location", "Room 4, Main Street Clinic")
+        return services.book(patient=patient or make_patient(), starts_at=timezone.now() + starts_in, **fields)
+
+    return book
+
+
+@pytest.fixture
+def staff_user(django_user_model):
+    return django_user_model.objects.create_user("staff", "staff@clinic.example", "staff-pass-123", is_staff=True)
+
+
+def token_client(user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    return client
+
+
+@pytest.fixture
+def staff_client(staff_user):
+    return token_client(staff_user)
+
+
+@pytest.fixture
+def patient_client(make_patient):
+    """A client signed in as a patient; the patient is client.patient."""
+    patient = make_patient(password="patient-pass-123")
+    client = token_client(patient.user)
+    client.patient = patient
+    return client
