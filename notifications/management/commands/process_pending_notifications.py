@@ -1,0 +1,27 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from notifications import delivery
+
+
+class Command(BaseCommand):
+    help = "Send due notifications in this process: the same sweep celery-beat runs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true", help="list what would be sent; write nothing")
+        parser.add_argument("--retry-failed", action="store_true", help="also retry failed rows whose backoff has passed")
+        parser.add_argument("--max", type=int, default=100, metavar="N", help="handle at most N rows (default 100)")
+
+    def handle(self, *args, dry_run, retry_failed, max, **options):
+        if max < 1:
+            raise CommandError("--max must be a positive number")
+        if dry_run:
+            rows = delivery.due_rows(max, include_failed=retry_failed)
+            for row in rows:
+                self.stdout.write(
+                    f"would send #{row.pk} {row.kind} by {row.channel} to patient {row.patient_id} "
+                    f"(status {row.status}, due {row.scheduled_for:%Y-%m-%d %H:%M} UTC, attempts {row.attempts})"
+                )
+            self.stdout.write(f"dry run: {len(rows)} notification(s) due; nothing sent")
+            return
+        report = delivery.sweep(max_rows=max, include_failed=retry_failed)
+        self.stdout.write(str(report))
