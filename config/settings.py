@@ -3,6 +3,7 @@ are the embedded ones (SQLite under var/, Redis on loopback, console email and S
 from pathlib import Path
 
 import dj_database_url
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from .env import env_bool, env_float, env_int, env_list, env_str
@@ -10,11 +11,26 @@ from .env import env_bool, env_float, env_int, env_list, env_str
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-DEBUG = env_bool("DJANGO_DEBUG", True)
-SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ("insecure-dev-key-only-for-debug" if DEBUG else "")
-if not SECRET_KEY:
-    raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]", "testserver"])
+# DJANGO_ENV=production turns the embedded defaults into refusals: no debug, a real secret
+# key, named hosts, secure cookies behind a TLS-terminating proxy, JSON logs.
+PRODUCTION = env_str("DJANGO_ENV", "development") == "production"
+DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ("" if PRODUCTION else "insecure-development-key")
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
+if PRODUCTION:
+    if DEBUG:
+        raise ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_ENV=production")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_ENV=production")
+    if not ALLOWED_HOSTS:
+        raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name this service's hosts when DJANGO_ENV=production")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True
+    # The proxy terminates TLS and says so; Django then rebuilds public URLs (the webhook's
+    # signed URL among them) with https and the public host.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    USE_X_FORWARDED_HOST = True
+    CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -75,6 +91,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A database that does not answer fails fast (health checks, bookings) instead of hanging.
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
     # A file, not memory: worker processes started by the tests must see the same database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -147,6 +166,7 @@ NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)
 NOTIFICATIONS_BACKOFF_BASE = env_float("NOTIFICATIONS_BACKOFF_BASE", 30.0)
 NOTIFICATIONS_BACKOFF_MAX = env_float("NOTIFICATIONS_BACKOFF_MAX", 3600.0)
 NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 300)
+NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the
 # channels the seed had planned (in-app beside email, WhatsApp beside SMS) for patients who chose them.
 NOTIFICATIONS_REMINDER_SCHEDULE = [
@@ -189,8 +209,10 @@ CELERY_TASK_ANNOTATIONS = {
         "time_limit": NOTIFICATIONS_LEASE_SECONDS * 2 // 3,
     },
 }
+# Workers log through LOGGING above (JSON lines in production), not Celery's own format.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance")
+CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance", "tasks.retention")
 # The beat schedule is configuration: DatabaseScheduler copies it into its tables at start,
 # where the admin shows it. Exactly one beat process may run.
 CELERY_BEAT_SCHEDULE = {
@@ -202,13 +224,27 @@ CELERY_BEAT_SCHEDULE = {
         "task": "notifications.reclaim_expired_leases",
         "schedule": max(10.0, NOTIFICATIONS_LEASE_SECONDS / 5),
     },
+    "purge-old-notifications": {
+        "task": "notifications.purge_old",
+        "schedule": crontab(hour=3, minute=17),
+    },
 }
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_phone_numbers": {"()": "config.logging.MaskPhoneNumbers"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": env_str("LOG_FORMAT", "json" if PRODUCTION else "plain"),
+            "filters": ["mask_phone_numbers"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # The twilio client logs every request's URL and headers at INFO.
     "loggers": {"twilio.http_client": {"level": "WARNING"}},

@@ -5,7 +5,10 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from appointments.views import AppointmentViewSet, PatientViewSet
+from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
+from notifications.dashboard import dashboard
+from notifications.webhooks import twilio_status
 
 router = DefaultRouter()
 router.register("patients", PatientViewSet, basename="patient")
@@ -14,7 +17,10 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("inbox", InboxViewSet, basename="inbox")
 
 urlpatterns = [
+    path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),
     path("admin/", admin.site.urls),
+    path("healthz", healthz, name="healthz"),
+    path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
     path("api/auth/token/", obtain_auth_token, name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",

@@ -29,7 +29,27 @@ def send_notifications(notification_ids):
 
 
 def deliver(notification):
-    """Send a row this process has claimed and record what happened."""
+    """Send a row this process has claimed, record what happened, and log it."""
+    outcome = _attempt(notification)
+    logger.info(
+        "notification %s %s",
+        notification.pk,
+        outcome,
+        extra={
+            "notification_id": notification.pk,
+            "appointment_id": notification.appointment_id,
+            "channel": notification.channel,
+            "kind": notification.kind,
+            "outcome": outcome,
+            "attempt": notification.attempts,
+            "error_code": notification.error_code,
+            "latency_ms": round((timezone.now() - notification.claimed_at).total_seconds() * 1000, 1),
+        },
+    )
+    return outcome
+
+
+def _attempt(notification):
     reason = reason_not_to_send(notification)
     if reason:
         notification.mark_skipped(reason)

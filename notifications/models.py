@@ -40,6 +40,21 @@ class Channel(models.TextChoices):
     IN_APP = "in_app", "In-app"
 
 
+class DeliveryStatus(models.TextChoices):
+    """Twilio's delivery receipts, ranked: a receipt never moves a row backwards."""
+
+    QUEUED = "queued"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    READ = "read"
+
+
+DELIVERY_RANK = {"": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+
+
 class NotificationQuerySet(models.QuerySet):
     def due(self, now, include_failed=True):
         """Pending rows whose time has come and, with include_failed, failed rows whose retry
@@ -93,6 +108,14 @@ class NotificationQuerySet(models.QuerySet):
         returned = expired.update(status=NotificationStatus.PENDING, claim_token=None, updated_at=now)
         return returned, dead
 
+    def record_delivery_status(self, provider_message_id, delivery_status, error_code=""):
+        """Apply a delivery receipt unless the row already has a later one (receipts arrive
+        twice and out of order). Returns the number of rows changed."""
+        earlier = [status for status, rank in DELIVERY_RANK.items() if rank < DELIVERY_RANK[delivery_status]]
+        return self.filter(provider_message_id=provider_message_id, delivery_status__in=earlier).update(
+            delivery_status=delivery_status, delivery_error_code=error_code, updated_at=timezone.now()
+        )
+
     def retry(self):
         """Staff put failed rows back in the queue with a fresh set of attempts."""
         now = timezone.now()
@@ -128,7 +151,8 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     error_code = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
-    delivery_status = models.CharField(max_length=16, blank=True)
+    delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
+    delivery_error_code = models.CharField(max_length=16, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

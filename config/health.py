@@ -1,0 +1,33 @@
+"""GET /healthz: does the database answer, does the broker answer. Fast: short timeouts."""
+import redis
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.http import require_GET
+
+
+def check_database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def check_broker():
+    client = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    finally:
+        client.close()
+
+
+@require_GET
+def healthz(request):
+    results = {}
+    for name, check in (("database", check_database), ("broker", check_broker)):
+        try:
+            check()
+            results[name] = "ok"
+        except Exception as exc:  # noqa: BLE001 - any failure means "down", named in the answer
+            results[name] = f"down: {exc.__class__.__name__}"
+    healthy = all(value == "ok" for value in results.values())
+    return JsonResponse(results, status=200 if healthy else 503)

@@ -1,0 +1,21 @@
+from django.contrib import admin
+from django.template.response import TemplateResponse
+
+from .monitoring import dashboard_figures
+
+
+def dashboard(request):
+    """Staff dashboard (wrapped in admin_view by the urls): the last day at a glance."""
+    figures = dashboard_figures()
+    rows = [
+        (status, [figures["by_status"][status].get(channel, 0) for channel in figures["channels"]])
+        for status in figures["by_status"]
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "title": "Notifications: the last 24 hours",
+        "figures": figures,
+        "failure_percent": round(figures["failure_rate"] * 100, 1),
+        "rows": [(status, cells, sum(cells)) for status, cells in rows],
+    }
+    return TemplateResponse(request, "admin/notifications/dashboard.html", context)

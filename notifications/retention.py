@@ -1,0 +1,28 @@
+"""Old rows go, so the seed's "tracking" does not grow the table forever."""
+from datetime import timedelta
+
+from django.db.models import Q
+from django.utils import timezone
+
+from .models import Notification, NotificationStatus
+
+FINISHED = Q(status__in=[NotificationStatus.SENT, NotificationStatus.CANCELLED, NotificationStatus.SKIPPED]) | Q(
+    status=NotificationStatus.FAILED, next_attempt_at__isnull=True
+)
+
+
+def purgeable(older_than_days, now=None):
+    """Finished rows (sent, cancelled, skipped, dead) last touched before the cut-off."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    return Notification.objects.filter(FINISHED, updated_at__lt=cutoff)
+
+
+def purge(older_than_days, batch_size=1000):
+    """Delete in batches, each its own short statement, so a large purge never holds long locks."""
+    deleted = 0
+    while True:
+        ids = list(purgeable(older_than_days).order_by("id").values_list("id", flat=True)[:batch_size])
+        if not ids:
+            return deleted
+        # A fallback row points at the row it stands in for; it goes with it.
+        deleted += Notification.objects.filter(pk__in=ids).delete()[1].get("notifications.Notification", 0)
