@@ -1,5 +1,6 @@
 from django.contrib import admin
 
+from . import services
 from .models import Appointment, Patient
 
 
@@ -16,3 +17,16 @@ class AppointmentAdmin(admin.ModelAdmin):
     search_fields = ["patient__name", "provider", "location"]
     date_hierarchy = "starts_at"
     raw_id_fields = ["patient"]
+    # Time and status change through the reschedule and cancel endpoints, which notify the patient.
+    readonly_fields = ["status", "cancel_reason"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields + (["starts_at", "patient"] if obj else [])
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # A booking made in the admin notifies the patient like one made through the API.
+        fields = {name: form.cleaned_data[name] for name in ("patient", "provider", "starts_at", "duration_minutes", "location", "reason")}
+        obj.pk = services.book(**fields).pk
