@@ -78,6 +78,15 @@ def reason_not_to_send(notification):
     return ""
 
 
+def reclaim_expired_leases():
+    """Return rows whose claimer vanished to the queue; those out of attempts die and, like
+    any dead text message, fall back to email."""
+    returned, dead_ids = Notification.objects.reclaim_expired()
+    for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
+        plan_fallback(notification)
+    return {"returned": returned, "dead": len(dead_ids)}
+
+
 def claim_due_batch(limit, include_failed=True):
     """Claim up to `limit` due rows, oldest first. On PostgreSQL, SKIP LOCKED lets racing
     sweepers take disjoint batches instead of queueing on each other's rows; the claim's

@@ -92,13 +92,16 @@ class NotificationQuerySet(models.QuerySet):
 
     def reclaim_expired(self, now=None):
         """Rows whose claimer vanished (lease expired) go back to PENDING, or die when their
-        attempts are spent, so a poisonous row cannot kill workers forever."""
+        attempts are spent, so a poisonous row cannot kill workers forever. Returns the
+        number returned and the ids of the rows that died."""
         now = now or timezone.now()
         expired = self.filter(
             status=NotificationStatus.SENDING,
             claimed_at__lt=now - timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS),
         )
-        dead = expired.filter(attempts__gte=settings.NOTIFICATIONS_MAX_ATTEMPTS).update(
+        spent = list(expired.filter(attempts__gte=settings.NOTIFICATIONS_MAX_ATTEMPTS).values_list("id", flat=True))
+        # Re-checked by the UPDATE: a claimer that finished meanwhile keeps its outcome.
+        expired.filter(pk__in=spent).update(
             status=NotificationStatus.FAILED,
             next_attempt_at=None,
             claim_token=None,
@@ -106,7 +109,8 @@ class NotificationQuerySet(models.QuerySet):
             updated_at=now,
         )
         returned = expired.update(status=NotificationStatus.PENDING, claim_token=None, updated_at=now)
-        return returned, dead
+        dead = Notification.objects.filter(pk__in=spent, status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
+        return returned, list(dead.values_list("id", flat=True))
 
     def record_delivery_status(self, provider_message_id, delivery_status, error_code=""):
         """Apply a delivery receipt unless the row already has a later one (receipts arrive
@@ -195,8 +199,8 @@ class Notification(models.Model):
         return cls(status=NotificationStatus.PENDING, **fields)
 
     # Outcomes of a claimed send. Each applies only while this claim still holds the row.
-    def _finish(self, outcome, error="", error_code="", provider_message_id="", **fields):
-        now = timezone.now()
+    def _finish(self, outcome, error="", error_code="", provider_message_id="", now=None, **fields):
+        now = now or timezone.now()
         fields.update(last_error=error, error_code=error_code)
         if provider_message_id:
             fields["provider_message_id"] = provider_message_id
@@ -227,11 +231,13 @@ class Notification(models.Model):
 
     def mark_failed(self, error, *, permanent, error_code=""):
         """Transient errors come back after a backoff while attempts are left; the rest die."""
+        now = timezone.now()
         retry_at = None
         if not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS:
-            retry_at = timezone.now() + retry_delay(self.attempts)
+            retry_at = now + retry_delay(self.attempts)
         return self._finish(
             NotificationStatus.FAILED,
+            now=now,
             error=error,
             error_code=error_code,
             status=NotificationStatus.FAILED,

@@ -2,7 +2,6 @@ from celery import shared_task
 from django.conf import settings
 
 from notifications import delivery
-from notifications.models import Notification
 
 
 @shared_task(name="notifications.sweep_due")
@@ -15,5 +14,4 @@ def sweep_due_notifications():
 
 @shared_task(name="notifications.reclaim_expired_leases")
 def reclaim_expired_leases():
-    returned, dead = Notification.objects.reclaim_expired()
-    return {"returned": returned, "dead": dead}
+    return delivery.reclaim_expired_leases()

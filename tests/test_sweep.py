@@ -1,0 +1,144 @@
+"""The beat sweep that replaces cron: a reminder that falls due goes out on the next sweep,
+and sweepers racing each other (or the worker) send every row exactly once."""
+import threading
+from collections import Counter
+from datetime import timedelta
+
+from django.db import connection
+from django.utils import timezone
+
+from notifications import delivery
+from notifications.models import Notification
+from tasks.maintenance import sweep_due_notifications
+from tests.conftest import settled, wait_for
+
+RACE_ROWS = 200
+# Distinct numbers, none of them one of Twilio's magic failing test numbers.
+RACE_PHONES = [f"+1415600{i:04d}" for i in range(RACE_ROWS)]
+
+
+def two_hour_reminder(appointment):
+    return appointment.notifications.get(
+        kind="reminder", channel="sms", scheduled_for=appointment.starts_at - timedelta(hours=2)
+    )
+
+
+def reminders_to(twilio, phone):
+    return [r for r in twilio.sent_to(phone) if "reminder" in r.body]
+
+
+def test_reminder_moved_into_the_past_is_sent_by_the_next_sweep(celery_worker, book, make_patient, twilio):
+    patient = make_patient(channels=["sms"], phone="+14155550123")
+    appointment = book(patient)
+    settled(appointment.notifications.filter(kind="booking_confirmation"))
+    reminder = two_hour_reminder(appointment)
+    assert reminder.status == "pending" and reminder.scheduled_for > timezone.now()
+    # Time passes: the reminder's moment is now behind us.
+    Notification.objects.filter(pk=reminder.pk).update(scheduled_for=timezone.now() - timedelta(seconds=1))
+
+    sweep_due_notifications.delay()
+
+    wait_for(lambda: Notification.objects.get(pk=reminder.pk).status == "sent")
+    sent = reminders_to(twilio, patient.phone)
+    assert len(sent) == 1
+    assert "Dr. Ada Lovelace" in sent[0].body
+    assert Notification.objects.get(pk=reminder.pk).provider_message_id.startswith("SM")
+
+
+def test_reminder_falling_due_within_a_second_is_sent_by_a_sweep_after_its_time(
+    celery_worker, book, make_patient, twilio
+):
+    patient = make_patient(channels=["sms"], phone="+14155550124")
+    # The 2-hour reminder of an appointment 2 h 2 s away falls due two seconds from now.
+    appointment = book(patient, starts_in=timedelta(hours=2, seconds=2))
+    settled(appointment.notifications.filter(kind="booking_confirmation"))
+    reminder = two_hour_reminder(appointment)
+    assert reminder.status == "pending"
+
+    wait_for(lambda: timezone.now() >= reminder.scheduled_for, timeout=5)
+    sweep_due_notifications.delay()
+
+    wait_for(lambda: Notification.objects.get(pk=reminder.pk).status == "sent")
+    assert len(reminders_to(twilio, patient.phone)) == 1
+
+
+def test_sweep_leaves_a_reminder_that_is_not_yet_due(db, book, make_patient, twilio):
+    patient = make_patient(channels=["sms"], phone="+14155550125")
+    appointment = book(patient)
+
+    report = delivery.sweep()
+
+    assert report.outcomes["sent"] == 1  # the booking confirmation, due at once
+    assert set(appointment.notifications.filter(kind="reminder").values_list("status", flat=True)) == {"pending"}
+    assert reminders_to(twilio, patient.phone) == []
+
+
+def book_race_rows(book, make_patient):
+    for phone in RACE_PHONES:
+        book(make_patient(channels=["sms"], phone=phone))
+    return Notification.objects.filter(kind="booking_confirmation")
+
+
+def assert_each_sent_exactly_once(rows, twilio):
+    assert Counter(rows.values_list("status", flat=True)) == {"sent": RACE_ROWS}
+    assert Counter(r.to for r in twilio.requests) == Counter(RACE_PHONES)
+    assert rows.filter(attempts=1).count() == RACE_ROWS
+
+
+def test_two_racing_sweeps_send_every_row_exactly_once(transactional_db, book, make_patient, twilio):
+    rows = book_race_rows(book, make_patient)  # no worker: the 200 confirmations wait for a sweep
+    assert rows.filter(status="pending").count() == RACE_ROWS
+    start = threading.Barrier(2)
+    reports, errors = [], []
+
+    def sweeper():
+        try:
+            start.wait(timeout=10)
+            reports.append(delivery.sweep())
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweeper) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert not any(thread.is_alive() for thread in threads)
+    assert errors == []
+    print("racing sweeps sent:", [report.outcomes["sent"] for report in reports])
+    assert sum(report.outcomes["sent"] for report in reports) == RACE_ROWS
+    assert_each_sent_exactly_once(rows, twilio)
+
+
+def test_sweep_racing_the_worker_sends_every_row_exactly_once(celery_worker, book, make_patient, twilio):
+    stop = threading.Event()
+    reports, errors = [], []
+
+    def sweeper():
+        try:
+            while not stop.is_set():
+                reports.append(delivery.sweep())
+                stop.wait(0.005)
+        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=sweeper)
+    thread.start()
+    try:
+        # Each booking's commit hands its confirmation to the worker while the sweep runs.
+        rows = book_race_rows(book, make_patient)
+        settled(rows, timeout=60)
+    finally:
+        stop.set()
+        thread.join(timeout=60)
+
+    assert not thread.is_alive()
+    assert errors == []
+    by_sweep = sum(report.outcomes["sent"] for report in reports)
+    print(f"sweep sent {by_sweep}, worker sent {RACE_ROWS - by_sweep}")
+    assert_each_sent_exactly_once(rows, twilio)
