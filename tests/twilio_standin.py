@@ -53,6 +53,8 @@ class TwilioStandIn:
         self.account_sid = account_sid
         self.auth_token = auth_token
         self.requests = []
+        self.accepted = []  # message resources, as Twilio would list them
+        self.lookups = []  # the filters of each message-list request
         self._scripts = defaultdict(deque)
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
@@ -72,6 +74,8 @@ class TwilioStandIn:
     def reset(self):
         with self._lock:
             self.requests.clear()
+            self.accepted.clear()
+            self.lookups.clear()
             self._scripts.clear()
 
     def sent_to(self, to):
@@ -112,15 +116,37 @@ class TwilioStandIn:
                 with standin._lock:
                     standin.requests.append(RecordedRequest(self.path, form, match["sid"]))
                 answer = standin._next_answer(form.get("To", ""))
-                if isinstance(answer, tuple) and answer[0] == "slow":
-                    time.sleep(answer[1])
-                    answer = 201
-                if answer == 201:
-                    return self._reply(201, _message(match["sid"], form))
+                if answer == 201 or (isinstance(answer, tuple) and answer[0] == "slow"):
+                    # Accepted before answering: a client that stops waiting loses only the answer.
+                    message = _message(match["sid"], form)
+                    with standin._lock:
+                        standin.accepted.append(message)
+                    if answer != 201:
+                        time.sleep(answer[1])
+                    return self._reply(201, message)
                 if isinstance(answer, tuple):
                     _, status, code, *message = answer
                     return self._reply(status, _error(status, code, message[0] if message else "Error"))
                 return self._reply(answer, _error(answer, 20429 if answer == 429 else 20500, "Service error"))
+
+            def do_GET(self):
+                """The message list, newest first, filtered by To and From as Twilio does."""
+                path, _, query = self.path.partition("?")
+                match = MESSAGES_PATH.match(path)
+                if not match:
+                    return self._reply(404, _error(404, 20404, "The requested resource was not found"))
+                if not self._authorised(match["sid"]):
+                    return self._reply(401, _error(401, 20003, "Authenticate"))
+                filters = {k: v[0] for k, v in parse_qs(query).items() if k in ("To", "From")}
+                with standin._lock:
+                    standin.lookups.append(filters)
+                    found = [m for m in reversed(standin.accepted) if all(m[k.lower()] == v for k, v in filters.items())]
+                page_size = int(parse_qs(query).get("PageSize", ["50"])[0])
+                return self._reply(200, {
+                    "messages": found[:page_size], "page": 0, "page_size": page_size, "start": 0,
+                    "end": max(0, min(len(found), page_size) - 1), "uri": self.path,
+                    "first_page_uri": self.path, "next_page_uri": None, "previous_page_uri": None,
+                })
 
             def _authorised(self, sid):
                 expected = base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()

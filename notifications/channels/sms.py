@@ -1,11 +1,11 @@
 from django.conf import settings
 
 from .base import Channel
-from .text import text_backend
+from .text import send_text
 
 
 class SmsChannel(Channel):
     name = "sms"
 
     def send(self, notification, message):
-        return text_backend().send(to=notification.recipient, from_=settings.TWILIO_PHONE_NUMBER, body=message.text)
+        return send_text(notification, settings.TWILIO_PHONE_NUMBER, message.text)

@@ -1,5 +1,6 @@
 """Where SMS and WhatsApp text goes: Twilio, the console, or a local outbox for tests.
 SMS_BACKEND picks one. Twilio's errors are translated to DeliveryError here and nowhere else."""
+import contextlib
 import functools
 import itertools
 import logging
@@ -19,30 +20,49 @@ logger = logging.getLogger(__name__)
 outbox = []
 _local_ids = itertools.count(1)
 
+# The error code of a send whose request reached Twilio but whose answer did not: Twilio may
+# have accepted the message, so the retry looks for it before sending again.
+UNANSWERED = "unanswered"
+
 
 class TwilioBackend:
-    def send(self, *, to, from_, body):
+    def send(self, *, to, from_, body, look_first_since=None):
+        """Send a message and return its sid. With look_first_since (an earlier attempt went
+        unanswered), a message with this body that Twilio accepted since then counts as sent."""
         if not from_:
             raise DeliveryError("no Twilio sender number is configured", permanent=True, code="config")
-        options = {"to": to, "from_": from_, "body": body}
-        if settings.TWILIO_STATUS_CALLBACK_URL:
-            options["status_callback"] = settings.TWILIO_STATUS_CALLBACK_URL
         client = twilio_client(
             settings.TWILIO_ACCOUNT_SID,
             settings.TWILIO_AUTH_TOKEN,
             settings.TWILIO_API_BASE_URL,
             settings.TWILIO_HTTP_TIMEOUT,
         )
-        try:
+        options = {"to": to, "from_": from_, "body": body}
+        if settings.TWILIO_STATUS_CALLBACK_URL:
+            options["status_callback"] = settings.TWILIO_STATUS_CALLBACK_URL
+        with _translated_errors():
+            if look_first_since is not None:
+                look_first_since = look_first_since.replace(microsecond=0)  # Twilio's times are whole seconds
+                for message in client.messages.list(to=to, from_=from_, limit=20):
+                    if message.body == body and message.date_created and message.date_created >= look_first_since:
+                        return message.sid
             return client.messages.create(**options).sid
-        except TwilioRestException as exc:
-            raise _rest_error(exc) from exc
-        except TwilioException as exc:
-            raise DeliveryError(f"Twilio: {exc}", permanent=False) from exc
-        except requests.RequestException as exc:
-            # Timeouts and refused connections. After a read timeout Twilio may have accepted
-            # the message: the retry can duplicate it, which beats losing it.
-            raise DeliveryError(f"Twilio unreachable: {exc.__class__.__name__}", permanent=False) from exc
+
+
+@contextlib.contextmanager
+def _translated_errors():
+    """Twilio's and the network's errors as DeliveryError, transient or permanent."""
+    try:
+        yield
+    except TwilioRestException as exc:
+        raise _rest_error(exc) from exc
+    except TwilioException as exc:
+        raise DeliveryError(f"Twilio: {exc}", permanent=False) from exc
+    except requests.ReadTimeout as exc:
+        raise DeliveryError("Twilio did not answer in time", permanent=False, code=UNANSWERED) from exc
+    except requests.RequestException as exc:
+        # Refused or failed connections: the request never reached Twilio.
+        raise DeliveryError(f"Twilio unreachable: {exc.__class__.__name__}", permanent=False) from exc
 
 
 def _rest_error(exc):
@@ -62,14 +82,14 @@ def twilio_client(account_sid, auth_token, base_url, timeout):
 
 
 class ConsoleBackend:
-    def send(self, *, to, from_, body):
+    def send(self, *, to, from_, body, look_first_since=None):
         sys.stdout.write(f"--- text message to {to} from {from_ or '(default sender)'} ---\n{body}\n---\n")
         sys.stdout.flush()
         return f"console-{next(_local_ids)}"
 
 
 class LocmemBackend:
-    def send(self, *, to, from_, body):
+    def send(self, *, to, from_, body, look_first_since=None):
         message_id = f"locmem-{next(_local_ids)}"
         outbox.append({"to": to, "from": from_, "body": body, "sid": message_id})
         return message_id
@@ -78,5 +98,12 @@ class LocmemBackend:
 _BACKENDS = {"twilio": TwilioBackend(), "console": ConsoleBackend(), "locmem": LocmemBackend()}
 
 
-def text_backend():
-    return _BACKENDS[settings.SMS_BACKEND]
+def send_text(notification, from_, body):
+    """Send an SMS or WhatsApp row's text through the configured backend."""
+    unanswered_before = notification.error_code == UNANSWERED
+    return _BACKENDS[settings.SMS_BACKEND].send(
+        to=notification.recipient,
+        from_=from_,
+        body=body,
+        look_first_since=notification.created_at if unanswered_before else None,
+    )

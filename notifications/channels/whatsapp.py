@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from .base import Channel
-from .text import text_backend
+from .text import send_text
 
 
 class WhatsAppChannel(Channel):
@@ -13,4 +13,4 @@ class WhatsAppChannel(Channel):
         sender = settings.TWILIO_WHATSAPP_NUMBER
         if sender and not sender.startswith("whatsapp:"):
             sender = f"whatsapp:{sender}"
-        return text_backend().send(to=notification.recipient, from_=sender, body=message.text)
+        return send_text(notification, sender, message.text)

@@ -1,0 +1,56 @@
+"""A send whose answer never came may have been accepted by Twilio: the retry looks first."""
+from notifications import delivery
+from notifications.models import Notification
+
+PHONE = "+14155550177"
+
+
+def sms_row(book, make_patient):
+    appointment = book(make_patient(channels=["sms"], phone=PHONE))
+    return appointment.notifications.get(kind="booking_confirmation")
+
+
+def test_unanswered_send_is_retried_without_a_second_sms(db, settings, twilio, book, make_patient):
+    settings.TWILIO_HTTP_TIMEOUT = 0.3
+    settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    twilio.script(PHONE, ("slow", 1))
+    row = sms_row(book, make_patient)
+
+    assert delivery.send_notification(row.pk) == "failed"
+    assert Notification.objects.get(pk=row.pk).error_code == "unanswered"
+    assert delivery.sweep().outcomes["sent"] == 1
+
+    row.refresh_from_db()
+    assert twilio.lookups == [{"To": PHONE, "From": settings.TWILIO_PHONE_NUMBER}]
+    assert len(twilio.accepted) == 1
+    assert row.provider_message_id == twilio.accepted[0]["sid"]
+
+
+def test_unanswered_send_that_twilio_never_accepted_is_sent_on_retry(db, settings, twilio, book, make_patient):
+    settings.TWILIO_HTTP_TIMEOUT = 0.3
+    settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    twilio.script(PHONE, ("slow", 1))
+    row = sms_row(book, make_patient)
+    delivery.send_notification(row.pk)
+    twilio.accepted.clear()  # as if Twilio had dropped the request it never answered
+
+    delivery.sweep()
+
+    row.refresh_from_db()
+    assert row.status == "sent"
+    assert [m["to"] for m in twilio.accepted] == [PHONE]
+
+
+def test_refused_connection_is_retried_without_looking_first(db, settings, twilio, book, make_patient):
+    settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    row = sms_row(book, make_patient)
+    settings.TWILIO_API_BASE_URL = "http://127.0.0.1:1"
+    delivery.send_notification(row.pk)
+    assert Notification.objects.get(pk=row.pk).error_code == ""
+
+    settings.TWILIO_API_BASE_URL = twilio.base_url
+    delivery.sweep()
+
+    assert twilio.lookups == []
+    assert len(twilio.accepted) == 1
+    assert Notification.objects.get(pk=row.pk).status == "sent"
