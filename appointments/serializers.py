@@ -19,7 +19,10 @@ class AwareDateTimeField(serializers.DateTimeField):
     """ISO 8601 with a UTC offset; a naive time is refused rather than guessed."""
 
     def to_internal_value(self, value):
-        parsed = parse_datetime(value) if isinstance(value, str) else None
+        try:
+            parsed = parse_datetime(value) if isinstance(value, str) else None
+        except ValueError:  # well formed but impossible: 2030-02-30, or an offset of 24 hours or more
+            parsed = None
         if parsed is None:
             self.fail("invalid", format="ISO 8601, e.g. 2030-05-01T09:30:00+02:00")
         if timezone.is_naive(parsed):

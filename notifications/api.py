@@ -52,7 +52,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         errors = {}
         for name, choices in FILTERS.items():
             value = self.request.query_params.get(name)
-            if value is None:
+            if not value:  # absent or empty (?status=): no filter
                 continue
             if value not in choices.values:
                 errors[name] = [f"{value!r} is not one of {', '.join(choices.values)}."]

@@ -1,0 +1,325 @@
+"""POST /api/appointments/ and an appointment's notifications: who may book, what is refused,
+what a booking sends, and that a booking survives a broker that is down or hangs."""
+import logging
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.utils import timezone
+from kombu import pools
+
+from appointments.models import Appointment
+from config.celery import app as celery_app
+from notifications.models import Notification
+from tests.conftest import settled
+
+URL = "/api/appointments/"
+CONTRACT_FIELDS = {
+    "id", "channel", "kind", "status", "scheduled_for", "attempts", "last_error",
+    "provider_message_id", "delivery_status", "sent_at",
+}
+
+
+def in_days(days):
+    return (timezone.now() + timedelta(days=days)).isoformat()
+
+
+def booking(for_patient, **overrides):
+    body = {
+        "patient": for_patient.pk,
+        "provider": "Dr. Grace Hopper",
+        "starts_at": in_days(7),
+        "duration_minutes": 45,
+        "location": "Room 2, Harbour Clinic",
+        "reason": "Annual check-up",
+    }
+    body.update(overrides)
+    return body
+
+
+def written():
+    """What a refused booking must leave unchanged."""
+    return Appointment.objects.count(), Notification.objects.count()
+
+
+# Who may book and see what
+
+
+def test_staff_books_an_appointment(staff_client, make_patient):
+    patient = make_patient()
+
+    response = staff_client.post(URL, booking(patient), format="json")
+
+    assert response.status_code == 201
+    body = response.json()
+    appointment = Appointment.objects.get(pk=body["id"])
+    assert body["status"] == "scheduled"
+    assert appointment.patient == patient
+    assert appointment.provider == "Dr. Grace Hopper"
+    assert appointment.duration_minutes == 45
+    assert appointment.notifications.filter(kind="booking_confirmation").count() == 2
+
+
+def test_patient_books_for_themselves(patient_client):
+    response = patient_client.post(URL, booking(patient_client.patient), format="json")
+
+    assert response.status_code == 201
+    assert Appointment.objects.get(pk=response.json()["id"]).patient == patient_client.patient
+
+
+def test_patient_cannot_book_for_another_patient(patient_client, make_patient):
+    other = make_patient()
+    before = written()
+
+    response = patient_client.post(URL, booking(other), format="json")
+
+    assert response.status_code == 403
+    assert "patient" in response.json()
+    assert written() == before
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/appointments/{id}/", "/api/appointments/{id}/notifications/"], ids=["detail", "notifications"]
+)
+def test_another_patients_appointment_is_not_found(patient_client, book, url):
+    someone_elses = book()
+
+    response = patient_client.get(url.format(id=someone_elses.pk))
+
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/appointments/{id}/", "/api/appointments/{id}/notifications/"], ids=["detail", "notifications"]
+)
+def test_patient_sees_their_own_appointment(patient_client, book, url):
+    own = book(patient=patient_client.patient)
+
+    response = patient_client.get(url.format(id=own.pk))
+
+    assert response.status_code == 200
+
+
+def test_patient_lists_only_their_own_appointments(patient_client, book):
+    own = book(patient=patient_client.patient)
+    book()
+
+    response = patient_client.get(URL)
+
+    assert response.status_code == 200
+    assert [a["id"] for a in response.json()["results"]] == [own.pk]
+
+
+# Validation: refused, naming the field, nothing written
+
+INVALID = [
+    ("starts_at", "naive", lambda: (timezone.now() + timedelta(days=7)).replace(tzinfo=None).isoformat()),
+    ("starts_at", "in the past", lambda: in_days(-1)),
+    ("starts_at", "not ISO 8601", lambda: "next Tuesday at nine"),
+    ("starts_at", "impossible date", lambda: "2030-02-30T09:00:00+00:00"),
+    ("starts_at", "impossible offset", lambda: "2030-05-01T09:00:00+25:00"),
+    ("starts_at", "a number", lambda: 1893456000),
+    ("duration_minutes", "zero", lambda: 0),
+    ("duration_minutes", "negative", lambda: -30),
+]
+
+
+@pytest.mark.parametrize(("field", "value"), [(f, v) for f, _, v in INVALID], ids=[f"{f} {d}" for f, d, _ in INVALID])
+def test_invalid_booking_is_refused_naming_the_field_and_nothing_is_written(staff_client, make_patient, field, value):
+    patient = make_patient()
+    before = written()
+
+    response = staff_client.post(URL, booking(patient, **{field: value()}), format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == [field]
+    assert written() == before
+
+
+def test_unknown_patient_is_refused_naming_patient(staff_client, make_patient):
+    patient = make_patient()
+    before = written()
+
+    response = staff_client.post(URL, booking(patient, patient=patient.pk + 1000), format="json")
+
+    assert response.status_code == 400
+    assert list(response.json()) == ["patient"]
+    assert written() == before
+
+
+def test_malformed_json_is_refused_with_a_json_body(staff_client, db):
+    before = written()
+
+    response = staff_client.post(URL, data=b'{"patient": ', content_type="application/json")
+
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("application/json")
+    assert "detail" in response.json()
+    assert written() == before
+
+
+# Booking through the API with a real worker
+
+
+@pytest.fixture
+def booked(celery_worker, staff_client, make_patient):
+    """An appointment booked through the API, its confirmations settled by the worker."""
+    patient = make_patient(channels=("email", "sms"), phone="+14155550177", email="alan@example.com")
+    response = staff_client.post(URL, booking(patient), format="json")
+    assert response.status_code == 201
+    settled(Notification.objects.filter(appointment_id=response.json()["id"], kind="booking_confirmation"))
+    return response.json()
+
+
+def test_booking_answers_201_with_id_and_status(booked):
+    assert booked["status"] == "scheduled"
+    assert Appointment.objects.filter(pk=booked["id"]).exists()
+
+
+def test_appointment_notifications_list_contract_fields_and_sent_confirmations(booked, staff_client):
+    response = staff_client.get(f"/api/appointments/{booked['id']}/notifications/")
+
+    assert response.status_code == 200
+    rows = response.json()
+    assert all(CONTRACT_FIELDS <= set(row) for row in rows)
+    confirmations = {row["channel"]: row for row in rows if row["kind"] == "booking_confirmation"}
+    assert set(confirmations) == {"email", "sms"}
+    for row in confirmations.values():
+        assert row["status"] == "sent"
+        assert row["attempts"] == 1
+        assert row["sent_at"] is not None
+        assert row["provider_message_id"]
+        assert row["last_error"] == ""
+    reminders = [row for row in rows if row["kind"] == "reminder"]
+    assert sorted(row["channel"] for row in reminders) == ["email", "sms", "sms"]
+    assert all(row["status"] == "pending" for row in reminders)
+
+
+def test_booking_confirmation_email_is_sent_with_an_html_alternative(booked):
+    assert len(mail.outbox) == 1
+    email = mail.outbox[0]
+    assert email.to == ["alan@example.com"]
+    assert "Dr. Grace Hopper" in email.body
+    assert [mimetype for _, mimetype in email.alternatives] == ["text/html"]
+    assert "Dr. Grace Hopper" in email.alternatives[0][0]
+
+
+def test_booking_confirmation_sms_goes_through_twilio(booked, twilio):
+    assert [r.to for r in twilio.requests] == ["+14155550177"]
+    sms = twilio.requests[0]
+    assert "Dr. Grace Hopper" in sms.body
+    assert sms.form["From"] == "+15005550006"
+    row = Notification.objects.get(appointment_id=booked["id"], kind="booking_confirmation", channel="sms")
+    assert row.provider_message_id.startswith("SM")
+
+
+# A broker that is down or hangs must not hold up or fail a booking
+
+
+@contextmanager
+def broker_at(url):
+    """Point the Celery app at another broker for the duration.
+
+    The app caches its broker connection pool and producer pool at the first publish, bound
+    to the URL of that moment, so those references are dropped on the way in and out. The
+    pools themselves live in kombu's global groups, keyed by URL: the regular broker's pools
+    are left untouched there (closing them would empty them for good), and the pools made
+    for the other URL are closed and removed, so no later test inherits them."""
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = url
+    celery_app._pool = celery_app.amqp._producer_pool = None
+    try:
+        yield
+    finally:
+        for group, pool in ((pools.producers, celery_app.amqp._producer_pool), (pools.connections, celery_app._pool)):
+            if pool is not None:
+                pool.force_close_all()
+                for key in [key for key, value in group.items() if value is pool]:
+                    dict.__delitem__(group, key)  # the group's own __delitem__ re-hashes the key
+        celery_app.conf.broker_url = previous
+        celery_app._pool = celery_app.amqp._producer_pool = None
+
+
+class SilentServer:
+    """A TCP server on loopback that accepts connections and never answers."""
+
+    def __init__(self):
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._accepted = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self._listener.getsockname()[1]}/0"
+
+    @property
+    def connections(self):
+        return len(self._accepted)
+
+    def _accept(self):
+        while not self._stopping.is_set():
+            try:
+                self._accepted.append(self._listener.accept()[0])
+            except TimeoutError:
+                continue
+
+    def stop(self):
+        self._stopping.set()
+        self._thread.join()
+        for connection in self._accepted:
+            connection.close()
+        self._listener.close()
+
+
+@pytest.fixture
+def silent_server():
+    server = SilentServer()
+    yield server
+    server.stop()
+
+
+def _book_timed(client, patient):
+    started = time.monotonic()
+    response = client.post(URL, booking(patient), format="json")
+    return response, time.monotonic() - started
+
+
+def test_booking_succeeds_quickly_when_the_broker_refuses_connections(
+    transactional_db, staff_client, make_patient, caplog
+):
+    patient = make_patient()
+
+    with broker_at("redis://127.0.0.1:1/0"), caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+        response, elapsed = _book_timed(staff_client, patient)
+
+    assert response.status_code == 201
+    assert elapsed < 5, f"booking took {elapsed:.1f}s with the broker down"
+    assert "broker unavailable" in caplog.text  # the publish really was attempted and failed
+    rows = Notification.objects.filter(appointment_id=response.json()["id"], kind="booking_confirmation")
+    assert sorted(rows.values_list("status", flat=True)) == ["pending", "pending"]
+
+
+def test_booking_succeeds_within_the_socket_timeouts_when_the_broker_hangs(
+    transactional_db, staff_client, make_patient, silent_server, caplog
+):
+    patient = make_patient()
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    bound = options["socket_connect_timeout"] + options["socket_timeout"] + 3
+
+    with broker_at(silent_server.url), caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+        response, elapsed = _book_timed(staff_client, patient)
+
+    assert response.status_code == 201
+    assert elapsed < bound, f"booking took {elapsed:.1f}s with a hanging broker"
+    assert silent_server.connections >= 1  # the publish did reach the hanging broker
+    assert "broker unavailable" in caplog.text
+    rows = Notification.objects.filter(appointment_id=response.json()["id"], kind="booking_confirmation")
+    assert sorted(rows.values_list("status", flat=True)) == ["pending", "pending"]
