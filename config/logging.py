@@ -20,6 +20,14 @@ class MaskPhoneNumbers(logging.Filter):
         masked = mask_phone_numbers(message)
         if masked != message:
             record.msg, record.args = masked, None
+        # A traceback can carry a number too (an exception's message). Formatters reuse a
+        # record's exc_text once set, so setting it masked here covers every format.
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = mask_phone_numbers(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_phone_numbers(record.stack_info)
         return True
 
 
@@ -33,5 +41,5 @@ class JsonFormatter(logging.Formatter):
         }
         line.update({name: getattr(record, name) for name in EXTRA_FIELDS if hasattr(record, name)})
         if record.exc_info:
-            line["exception"] = mask_phone_numbers(self.formatException(record.exc_info))
+            line["exception"] = mask_phone_numbers(record.exc_text or self.formatException(record.exc_info))
         return json.dumps(line, default=str)

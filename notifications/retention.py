@@ -12,9 +12,14 @@ FINISHED = Q(status__in=[NotificationStatus.SENT, NotificationStatus.CANCELLED, 
 
 
 def purgeable(older_than_days, now=None):
-    """Finished rows (sent, cancelled, skipped, dead) last touched before the cut-off."""
+    """Finished rows (sent, cancelled, skipped, dead) last touched before the cut-off.
+
+    Deleting a row deletes its fallback (CASCADE), so a row whose fallback is not purgeable
+    itself (still pending, retrying, or young, e.g. retried by staff) stays until it is."""
     cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
-    return Notification.objects.filter(FINISHED, updated_at__lt=cutoff)
+    old_and_finished = FINISHED & Q(updated_at__lt=cutoff)
+    fallbacks_to_keep = Notification.objects.filter(fallback_for__isnull=False).exclude(old_and_finished)
+    return Notification.objects.filter(old_and_finished).exclude(fallback__in=fallbacks_to_keep)
 
 
 def purge(older_than_days, batch_size=1000):

@@ -2,7 +2,9 @@
 import logging
 
 from django.conf import settings
+from django.core.exceptions import BadRequest, SuspiciousOperation
 from django.http import JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
@@ -23,13 +25,20 @@ def signed_url(request):
 @csrf_exempt
 @require_POST
 def twilio_status(request):
+    try:
+        params = request.POST
+    except (SuspiciousOperation, BadRequest, MultiPartParserError) as exc:
+        # Oversized, too many fields, not UTF-8, broken multipart: a JSON 400 like every other
+        # refusal here (and no crash of DEBUG's error page, which would read the body again).
+        logger.warning("unreadable status callback body: %s", exc.__class__.__name__)
+        return JsonResponse({"body": [str(exc) or "Unreadable request body."]}, status=400)
     signature = request.headers.get("X-Twilio-Signature", "")
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    if not (signature and settings.TWILIO_AUTH_TOKEN and validator.validate(signed_url(request), request.POST, signature)):
+    if not (signature and settings.TWILIO_AUTH_TOKEN and validator.validate(signed_url(request), params, signature)):
         return JsonResponse({"X-Twilio-Signature": ["Missing or invalid signature."]}, status=403)
 
-    sid = request.POST.get("MessageSid", "")
-    status = request.POST.get("MessageStatus", "")
+    sid = params.get("MessageSid", "")
+    status = params.get("MessageStatus", "")
     errors = {}
     if not sid:
         errors["MessageSid"] = ["This field is required."]
@@ -38,7 +47,7 @@ def twilio_status(request):
     if errors:
         return JsonResponse(errors, status=400)
 
-    error_code = request.POST.get("ErrorCode", "")[:16]
+    error_code = params.get("ErrorCode", "")[:16]
     if Notification.objects.record_delivery_status(sid, status, error_code):
         return JsonResponse({"updated": True})
     if not Notification.objects.filter(provider_message_id=sid).exists():

@@ -1,0 +1,129 @@
+"""GET /healthz (does the database answer, does the broker answer) and the API's OpenAPI schema.
+Both are open to anyone: a load balancer and an API client ask without credentials."""
+import socket
+import time
+
+import pytest
+import yaml
+
+from tests.conftest import TEST_REDIS_URL
+
+# Generous: the checks use one-second timeouts, so a healthy or refused broker answers at once
+# and a hanging one within about a second.
+ANSWER_WITHIN_SECONDS = 3.0
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port bound but not listening: connecting to it is refused at once. It stays
+    bound for the test, so nothing else can start listening there meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback port that accepts connections (the kernel completes them) and never answers."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(8)
+    yield sock.getsockname()[1]
+    sock.close()
+
+
+def timed_get(client, path):
+    started = time.monotonic()
+    response = client.get(path)
+    return response, time.monotonic() - started
+
+
+def test_healthz_reports_database_and_broker_ok(client, db, settings):
+    settings.REDIS_URL = TEST_REDIS_URL
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"database": "ok", "broker": "ok"}
+
+
+def test_healthz_needs_no_credentials(client, db, settings, django_user_model):
+    settings.REDIS_URL = TEST_REDIS_URL
+    assert not django_user_model.objects.exists()
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+
+
+def test_healthz_answers_quickly_when_healthy(client, db, settings):
+    settings.REDIS_URL = TEST_REDIS_URL
+
+    response, elapsed = timed_get(client, "/healthz")
+
+    assert response.status_code == 200
+    assert elapsed < ANSWER_WITHIN_SECONDS
+
+
+def test_healthz_is_503_naming_the_broker_when_redis_refuses(client, db, settings, closed_port):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+
+    response = client.get("/healthz")
+
+    assert response.status_code == 503
+    body = response.json()
+    assert body["database"] == "ok"
+    assert body["broker"].startswith("down")
+
+
+def test_healthz_answers_quickly_when_redis_refuses(client, db, settings, closed_port):
+    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
+
+    response, elapsed = timed_get(client, "/healthz")
+
+    assert response.status_code == 503
+    assert elapsed < ANSWER_WITHIN_SECONDS
+
+
+def test_healthz_is_503_within_seconds_when_redis_never_answers(client, db, settings, silent_port):
+    settings.REDIS_URL = f"redis://127.0.0.1:{silent_port}/0"
+
+    response, elapsed = timed_get(client, "/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["broker"].startswith("down")
+    assert response.json()["database"] == "ok"
+    assert elapsed < ANSWER_WITHIN_SECONDS
+
+
+def test_schema_is_an_openapi_3_document(client, db):
+    response = client.get("/api/schema/")
+
+    assert response.status_code == 200
+    schema = yaml.safe_load(response.content)
+    assert str(schema["openapi"]).startswith("3")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/appointments/", "/api/appointments/{id}/reschedule/", "/api/notifications/", "/api/inbox/"],
+)
+def test_schema_lists_the_api_path(client, db, path):
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+
+    assert path in schema["paths"]
+
+
+def test_schema_is_served_as_json_on_request(client, db):
+    response = client.get("/api/schema/", headers={"Accept": "application/vnd.oai.openapi+json"})
+
+    assert response.status_code == 200
+    assert str(response.json()["openapi"]).startswith("3")
+
+
+def test_api_docs_page_answers(client, db):
+    response = client.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert b"/api/schema/" in response.content
