@@ -4,6 +4,7 @@ The callers (Celery tasks, the sweep, the management command) only choose which 
 import logging
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -11,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .channels import DeliveryError, get_channel
-from .models import Notification, NotificationKind, NotificationStatus
+from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
 from .rendering import render
 
@@ -20,53 +21,77 @@ logger = logging.getLogger(__name__)
 
 def send_notification(notification_id):
     """Send one row if it is due and nobody else holds it; returns the outcome or None."""
-    claimed = Notification.objects.filter(pk=notification_id).claim()
-    return deliver(claimed[0]) if claimed else None
+    counts = send_notifications([notification_id])
+    return next(iter(counts), None)
 
 
 def send_notifications(notification_ids):
-    return Counter(send_notification(pk) for pk in notification_ids)
+    """Send the due rows among these ids that nobody else holds (one claim for them all)."""
+    return deliver(Notification.objects.filter(pk__in=notification_ids).claim())
 
 
-def deliver(notification):
-    """Send a row this process has claimed, record what happened, and log it."""
-    outcome = _attempt(notification)
+def deliver(notifications):
+    """Send rows this process has claimed, record what happened, and log it. The sends run
+    side by side (they wait on providers, not on the CPU); the outcomes are written together."""
+    outcomes = list(_pool().map(_attempt, notifications))
+    won = record_outcomes(outcomes)
+    counts = Counter()
+    for outcome in outcomes:
+        notification, status = outcome.notification, outcome.fields["status"]
+        counts[status] += 1
+        _log(outcome, won)
+        if notification.pk in won and notification.is_dead:
+            plan_fallback(notification)
+    return counts
+
+
+def _attempt(notification):
+    """Render and hand one row to its channel. Touches no database: the row arrives with its
+    patient and appointment loaded, and the outcome is written by the caller."""
+    reason = reason_not_to_send(notification)
+    if reason:
+        return notification.outcome(NotificationStatus.SKIPPED, error=reason)
+    try:
+        provider_message_id = get_channel(notification.channel).send(notification, render(notification))
+    except DeliveryError as exc:
+        return notification.outcome(
+            NotificationStatus.FAILED, error=str(exc), error_code=exc.code, permanent=exc.permanent
+        )
+    except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in SENDING
+        logger.exception("notification %s: unexpected error while sending", notification.pk)
+        return notification.outcome(NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal")
+    return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
+
+
+_executor = None
+
+
+def _pool():
+    """Threads for provider I/O, made on first use (after a prefork worker has forked)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(settings.NOTIFICATIONS_SEND_THREADS, thread_name_prefix="send")
+    return _executor
+
+
+def _log(outcome, won):
+    notification = outcome.notification
+    status = outcome.fields["status"] if notification.pk in won else "lost"
     logger.info(
         "notification %s %s",
         notification.pk,
-        outcome,
+        status,
         extra={
             "notification_id": notification.pk,
             "appointment_id": notification.appointment_id,
             "channel": notification.channel,
             "kind": notification.kind,
-            "outcome": outcome,
+            "outcome": status,
             "attempt": notification.attempts,
-            "error_code": notification.error_code,
-            "latency_ms": round((timezone.now() - notification.claimed_at).total_seconds() * 1000, 1),
+            "error_code": outcome.fields["error_code"],
+            "latency_ms": round((outcome.now - notification.claimed_at).total_seconds() * 1000, 1),
         },
     )
-    return outcome
-
-
-def _attempt(notification):
-    reason = reason_not_to_send(notification)
-    if reason:
-        notification.mark_skipped(reason)
-        return NotificationStatus.SKIPPED
-    try:
-        provider_message_id = get_channel(notification.channel).send(notification, render(notification))
-    except DeliveryError as exc:
-        notification.mark_failed(str(exc), permanent=exc.permanent, error_code=exc.code)
-    except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in SENDING
-        logger.exception("notification %s: unexpected error while sending", notification.pk)
-        notification.mark_failed(f"{exc.__class__.__name__}: {exc}", permanent=False, error_code="internal")
-    else:
-        notification.mark_sent(provider_message_id)
-        return NotificationStatus.SENT
-    if notification.is_dead:
-        plan_fallback(notification)
-    return NotificationStatus.FAILED
 
 
 def reason_not_to_send(notification):
@@ -129,8 +154,7 @@ def sweep(max_rows=None, include_failed=True, time_budget=None):
         batch = claim_due_batch(limit, include_failed)
         if not batch:
             break
-        for notification in batch:
-            report.outcomes[deliver(notification)] += 1
+        report.outcomes.update(deliver(batch))
         handled += len(batch)
     report.left = Notification.objects.due(timezone.now(), include_failed).count()
     return report

@@ -10,8 +10,8 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models
-from django.db.models import F, Q
+from django.db import models, transaction
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from .backoff import retry_delay
@@ -199,53 +199,26 @@ class Notification(models.Model):
         return cls(status=NotificationStatus.PENDING, **fields)
 
     # Outcomes of a claimed send. Each applies only while this claim still holds the row.
-    def _finish(self, outcome, error="", error_code="", provider_message_id="", now=None, **fields):
+    def outcome(self, status, *, error="", error_code="", provider_message_id="", permanent=False, now=None):
+        """The Outcome of this claimed send: sent, failed (transient errors come back after a
+        backoff while attempts are left, the rest die) or skipped."""
         now = now or timezone.now()
-        fields.update(last_error=error, error_code=error_code)
-        if provider_message_id:
-            fields["provider_message_id"] = provider_message_id
-        won = Notification.objects.filter(
-            pk=self.pk, status=NotificationStatus.SENDING, claim_token=self.claim_token
-        ).update(claim_token=None, updated_at=now, **fields)
-        NotificationAttempt.objects.create(
-            notification_id=self.pk,
-            number=self.attempts,
-            started_at=self.claimed_at,
-            finished_at=now,
-            outcome=outcome,
-            error=error,
-            error_code=error_code,
-            provider_message_id=provider_message_id,
-        )
-        for name, value in fields.items():
-            setattr(self, name, value)
-        return bool(won)
+        fields = {"status": status, "last_error": error, "error_code": error_code}
+        if status == NotificationStatus.SENT:
+            fields.update(sent_at=now, provider_message_id=provider_message_id)
+        elif status == NotificationStatus.FAILED:
+            retry = not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS
+            fields["next_attempt_at"] = now + retry_delay(self.attempts) if retry else None
+        return Outcome(self, fields, now)
 
     def mark_sent(self, provider_message_id=""):
-        return self._finish(
-            NotificationStatus.SENT,
-            provider_message_id=provider_message_id,
-            status=NotificationStatus.SENT,
-            sent_at=timezone.now(),
-        )
+        return self.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id).record()
 
     def mark_failed(self, error, *, permanent, error_code=""):
-        """Transient errors come back after a backoff while attempts are left; the rest die."""
-        now = timezone.now()
-        retry_at = None
-        if not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS:
-            retry_at = now + retry_delay(self.attempts)
-        return self._finish(
-            NotificationStatus.FAILED,
-            now=now,
-            error=error,
-            error_code=error_code,
-            status=NotificationStatus.FAILED,
-            next_attempt_at=retry_at,
-        )
+        return self.outcome(NotificationStatus.FAILED, error=error, error_code=error_code, permanent=permanent).record()
 
     def mark_skipped(self, reason):
-        return self._finish(NotificationStatus.SKIPPED, error=reason, status=NotificationStatus.SKIPPED)
+        return self.outcome(NotificationStatus.SKIPPED, error=reason).record()
 
     @property
     def is_dead(self):
@@ -255,6 +228,66 @@ class Notification(models.Model):
         if self.read_at is None:
             self.read_at = timezone.now()
             Notification.objects.filter(pk=self.pk, read_at__isnull=True).update(read_at=self.read_at)
+
+
+class Outcome:
+    """What became of one claimed send, before it is written."""
+
+    def __init__(self, notification, fields, now):
+        self.notification, self.fields, self.now = notification, fields, now
+
+    def record(self):
+        return bool(record_outcomes([self]))
+
+
+@transaction.atomic
+def record_outcomes(outcomes):
+    """Write the outcomes of claimed sends: one locking SELECT finds the rows still held by
+    these claims (a row whose lease expired and was claimed again is not ours to write), one
+    UPDATE writes them all, one INSERT adds their attempts to the history. Returns the ids won."""
+    if not outcomes:
+        return set()
+    ids = [o.notification.pk for o in outcomes]
+    tokens = {o.notification.claim_token for o in outcomes}
+    won = set(
+        Notification.objects.select_for_update()
+        .filter(pk__in=ids, status=NotificationStatus.SENDING, claim_token__in=tokens)
+        .values_list("pk", flat=True)
+    )
+    winners = [o for o in outcomes if o.notification.pk in won]
+    if winners:
+        changes = {"claim_token": None, "updated_at": max(o.now for o in winners)}
+        for column in set().union(*(o.fields for o in winners)):
+            values = {o.notification.pk: o.fields[column] for o in winners if column in o.fields}
+            changes[column] = _per_row(column, values, everyone=len(values) == len(winners))
+        Notification.objects.filter(pk__in=won).update(**changes)
+    NotificationAttempt.objects.bulk_create(
+        NotificationAttempt(
+            notification_id=o.notification.pk,
+            number=o.notification.attempts,
+            started_at=o.notification.claimed_at,
+            finished_at=o.now,
+            outcome=o.fields["status"],
+            error=o.fields["last_error"],
+            error_code=o.fields["error_code"],
+            provider_message_id=o.fields.get("provider_message_id", ""),
+        )
+        for o in outcomes
+    )
+    for o in winners:
+        for name, value in o.fields.items():
+            setattr(o.notification, name, value)
+    return won
+
+
+def _per_row(column, values, everyone):
+    """One value for every row, or a CASE giving each row its own (the rest keep theirs)."""
+    distinct = set(values.values())
+    if everyone and len(distinct) == 1:
+        return distinct.pop()
+    field = Notification._meta.get_field(column)
+    whens = [When(pk=pk, then=Value(value, output_field=field)) for pk, value in values.items()]
+    return Case(*whens, default=F(column), output_field=field)
 
 
 class NotificationAttempt(models.Model):
