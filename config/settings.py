@@ -96,6 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that does not answer fails fast (health checks, bookings) instead of hanging.
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 3
+    # A reused connection is checked before its first query, so one broken by a database
+    # restart is replaced instead of failing a task.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = ["config.auth.CaseInsensitiveUsernameBackend"]
@@ -198,6 +201,9 @@ CELERY_TASK_PUBLISH_RETRY = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task is acknowledged after it ran, and redelivered if its worker died: the row's claim
 # makes a second delivery harmless.
+# Reuse database connections across tasks (a PostgreSQL connect costs more than a send's
+# queries); config/celery.py still drops broken and old ones, as Django does per request.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 # One message at a time per worker process, so a slow provider does not strand prefetched sends.

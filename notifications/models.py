@@ -82,7 +82,9 @@ class NotificationQuerySet(models.QuerySet):
         )
         if not claimed:
             return []
-        return list(Notification.objects.filter(claim_token=token).select_related("patient", "appointment"))
+        # Read back through this queryset's own filter (its primary keys), not the token alone,
+        # which no index serves.
+        return list(self.filter(claim_token=token).select_related("patient", "appointment"))
 
     def cancel_pending(self):
         """Pending rows become CANCELLED (the appointment moved or was cancelled before they were due)."""
