@@ -1,9 +1,10 @@
-# `make run` starts the whole service on its embedded defaults; `make test` runs the suite.
+# `make run` starts the whole service on its embedded defaults; `make test` runs the suite;
+# `make bench` measures it (PostgreSQL and Redis on loopback; see docs/PERFORMANCE.md).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test
+.PHONY: install run test bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,3 +19,6 @@ run: install
 
 test: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)

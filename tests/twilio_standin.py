@@ -33,6 +33,7 @@ class RecordedRequest:
     form: dict
     account_sid: str
     at: float = field(default_factory=time.monotonic)
+    received_at: float = field(default_factory=time.time)  # wall clock, to compare with database times
 
     @property
     def to(self):

@@ -1,0 +1,15 @@
+"""python -m bench: point Django at the benchmark's database and broker, then run it."""
+import os
+import sys
+
+import django
+
+from bench.options import parse_args
+
+options = parse_args(sys.argv[1:])
+os.environ.update(options.django_env)
+django.setup()
+
+from bench.run import run  # only once Django is set up
+
+run(options)

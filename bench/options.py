@@ -1,0 +1,60 @@
+"""Command-line options. --quick scales every workload down; each size can also be set alone."""
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import bench
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/notifications_bench"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/9"
+
+SIZES = {
+    # option: (full run, --quick, help)
+    "noops": (20_000, 2_000, "no-op tasks of the Celery baseline"),
+    "bookings": (2_000, 300, "bookings of the immediate path, sent as fast as the clients go"),
+    "paced": (600, 100, "bookings of the paced immediate path"),
+    "sweep_rows": (10_000, 2_000, "due rows the sweep sends"),
+    "table_rows": (1_000_000, 100_000, "rows in the large table of the claim measurement"),
+}
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench", description=bench.__doc__)
+    parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
+    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads", help="worker pool (default threads)")
+    parser.add_argument("--concurrency", type=int, default=8, help="worker concurrency (default 8)")
+    for name, (full, quick, text) in SIZES.items():
+        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full:,}; {quick:,} with --quick)")
+    parser.add_argument("--paced-rate", type=float, default=20.0, help="bookings per second of the paced run (default 20)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
+    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn sync workers, as deployed (default 3)")
+    parser.add_argument("--output", type=Path, help="the Markdown file to write (default docs/PERFORMANCE.md; none with --quick)")
+    parser.add_argument("--section", default="Latest run", help="the section of the output the table goes in, replaced if present")
+    options = parser.parse_args(argv)
+    for name, (full, quick, _) in SIZES.items():
+        if getattr(options, name) is None:
+            setattr(options, name, quick if options.quick else full)
+    if options.output is None and not options.quick:
+        options.output = ROOT / "docs" / "PERFORMANCE.md"
+    options.database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    options.redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    options.command = command_line(argv)
+    # The benchmark process itself: the bench database and broker, no debug query log.
+    options.django_env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": options.database_url,
+        "REDIS_URL": options.redis_url,
+        "DJANGO_DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+    return options
+
+
+def command_line(argv):
+    python = Path(sys.executable)
+    if python.is_relative_to(ROOT):
+        python = python.relative_to(ROOT)
+    return shlex.join([str(python), "-m", "bench", *argv])
