@@ -157,6 +157,11 @@ TWILIO_WHATSAPP_NUMBER = env_str("TWILIO_WHATSAPP_NUMBER")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL")
 TWILIO_STATUS_CALLBACK_URL = env_str("TWILIO_STATUS_CALLBACK_URL")
 TWILIO_HTTP_TIMEOUT = env_float("TWILIO_HTTP_TIMEOUT", 10.0)
+# Sends per second across all workers (a token bucket in Redis); 0 means no limit. A send that
+# finds no token within RATE_LIMIT_MAX_WAIT seconds waits in the queue for the next sweep.
+TWILIO_MAX_SENDS_PER_SECOND = env_float("TWILIO_MAX_SENDS_PER_SECOND", 0)
+EMAIL_MAX_SENDS_PER_SECOND = env_float("EMAIL_MAX_SENDS_PER_SECOND", 0)
+RATE_LIMIT_MAX_WAIT = env_float("RATE_LIMIT_MAX_WAIT", 1.0)
 SMS_BACKEND = env_str("SMS_BACKEND") or ("twilio" if TWILIO_ACCOUNT_SID else "console")
 if SMS_BACKEND not in ("twilio", "console", "locmem"):
     raise ImproperlyConfigured(f"SMS_BACKEND must be twilio, console or locmem, not {SMS_BACKEND!r}")

@@ -14,6 +14,7 @@ from django.utils import timezone
 from .channels import DeliveryError, get_channel
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
+from .ratelimit import take_token
 from .rendering import render
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ def _attempt(notification):
     reason = reason_not_to_send(notification)
     if reason:
         return notification.outcome(NotificationStatus.SKIPPED, error=reason)
+    if not take_token(notification.channel):
+        return notification.outcome(NotificationStatus.PENDING)
     try:
         provider_message_id = get_channel(notification.channel).send(notification, render(notification))
     except DeliveryError as exc:
@@ -88,7 +91,7 @@ def _log(outcome, won):
             "kind": notification.kind,
             "outcome": status,
             "attempt": notification.attempts,
-            "error_code": outcome.fields["error_code"],
+            "error_code": outcome.fields.get("error_code", ""),
             "latency_ms": round((outcome.now - notification.claimed_at).total_seconds() * 1000, 1),
         },
     )

@@ -203,8 +203,12 @@ class Notification(models.Model):
     # Outcomes of a claimed send. Each applies only while this claim still holds the row.
     def outcome(self, status, *, error="", error_code="", provider_message_id="", permanent=False, now=None):
         """The Outcome of this claimed send: sent, failed (transient errors come back after a
-        backoff while attempts are left, the rest die) or skipped."""
+        backoff while attempts are left, the rest die), skipped, or deferred back to pending."""
         now = now or timezone.now()
+        if status == NotificationStatus.PENDING:
+            # Deferred (no rate-limit token): back in the queue, the attempt not counted,
+            # the last error kept.
+            return Outcome(self, {"status": status, "attempts": self.attempts - 1}, now)
         fields = {"status": status, "last_error": error, "error_code": error_code}
         if status == NotificationStatus.SENT:
             fields.update(sent_at=now, provider_message_id=provider_message_id)
@@ -263,6 +267,7 @@ def record_outcomes(outcomes):
             values = {o.notification.pk: o.fields[column] for o in winners if column in o.fields}
             changes[column] = _per_row(column, values, everyone=len(values) == len(winners))
         Notification.objects.filter(pk__in=won).update(**changes)
+    attempted = [o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING]
     NotificationAttempt.objects.bulk_create(
         NotificationAttempt(
             notification_id=o.notification.pk,
@@ -274,7 +279,7 @@ def record_outcomes(outcomes):
             error_code=o.fields["error_code"],
             provider_message_id=o.fields.get("provider_message_id", ""),
         )
-        for o in outcomes
+        for o in attempted
     )
     for o in winners:
         for name, value in o.fields.items():
