@@ -37,7 +37,7 @@ class NotificationAdmin(admin.ModelAdmin):
         enqueue(ids)
         self.message_user(request, f"{count} notification(s) queued again.", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected pending notifications")
+    @admin.action(description="Cancel selected notifications still to go out")
     def cancel_selected(self, request, queryset):
-        count = queryset.cancel_pending()
+        count = queryset.withdraw()
         self.message_user(request, f"{count} notification(s) cancelled.", messages.SUCCESS)

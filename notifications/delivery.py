@@ -6,10 +6,13 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+
+from appointments.models import AppointmentStatus
 
 from .channels import DeliveryError, get_channel
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
@@ -98,11 +101,18 @@ def _log(outcome, won):
 
 
 def reason_not_to_send(notification):
-    """Why a claimed row must not go out after all, decided at send time."""
+    """Why a claimed row must not go out after all, decided at send time (a retry, a staff
+    retry or a reclaimed lease can bring back a row the appointment no longer wants)."""
+    appointment = notification.appointment
     if notification.channel in notification.patient.opted_out:
         return f"patient opted out of {notification.channel}"
-    if notification.kind == NotificationKind.REMINDER and notification.appointment.starts_at <= timezone.now():
-        return "appointment already past"
+    if appointment.status == AppointmentStatus.CANCELLED and notification.kind != NotificationKind.CANCELLATION:
+        return "appointment cancelled"
+    if notification.kind == NotificationKind.REMINDER:
+        if appointment.starts_at <= timezone.now():
+            return "appointment already past"
+        if datetime.fromisoformat(notification.context["starts_at"]) != appointment.starts_at:
+            return "appointment moved"
     return ""
 
 

@@ -86,10 +86,15 @@ class NotificationQuerySet(models.QuerySet):
         # which no index serves.
         return list(self.filter(claim_token=token).select_related("patient", "appointment"))
 
-    def cancel_pending(self):
-        """Pending rows become CANCELLED (the appointment moved or was cancelled before they were due)."""
-        return self.filter(status=NotificationStatus.PENDING).update(
-            status=NotificationStatus.CANCELLED, updated_at=timezone.now()
+    def withdraw(self):
+        """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
+        pending ones, and failed ones waiting for a retry. Dead rows stay failed, a record of
+        what did not reach the patient."""
+        still_to_go = Q(status=NotificationStatus.PENDING) | Q(
+            status=NotificationStatus.FAILED, next_attempt_at__isnull=False
+        )
+        return self.filter(still_to_go).update(
+            status=NotificationStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
         )
 
     def reclaim_expired(self, now=None):

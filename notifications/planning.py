@@ -87,13 +87,13 @@ def plan_booking(appointment, occurred_at):
 
 
 def plan_reschedule(appointment, occurred_at, previous_starts_at):
-    Notification.objects.filter(appointment=appointment, kind=NotificationKind.REMINDER).cancel_pending()
+    Notification.objects.filter(appointment=appointment, kind=NotificationKind.REMINDER).withdraw()
     _plan(appointment, NotificationKind.RESCHEDULE, occurred_at, True, previous_starts_at)
 
 
 def plan_cancellation(appointment, occurred_at):
     # Nothing still waiting makes sense once the appointment is off.
-    Notification.objects.filter(appointment=appointment).cancel_pending()
+    Notification.objects.filter(appointment=appointment).withdraw()
     _plan(appointment, NotificationKind.CANCELLATION, occurred_at, with_reminders=False)
 
 

@@ -36,7 +36,8 @@ class EmailChannel(Channel):
 
 
 def _smtp_error(code, reason):
-    """SMTP replies 4xx are temporary, 5xx permanent."""
+    """SMTP replies 4xx are temporary, 5xx permanent, but for refused authentication (530,
+    535): the operator's to fix, so retried."""
     if isinstance(reason, bytes):
         reason = reason.decode(errors="replace")
-    return DeliveryError(f"SMTP {code}: {reason}", permanent=500 <= code < 600, code=code)
+    return DeliveryError(f"SMTP {code}: {reason}", permanent=500 <= code < 600 and code not in (530, 535), code=code)

@@ -66,8 +66,9 @@ def _translated_errors():
 
 
 def _rest_error(exc):
-    """By HTTP status first (429 and 5xx come back later, other 4xx never will), then by code."""
-    transient = exc.status == 429 or exc.status >= 500 or exc.code == 20429
+    """By HTTP status first (429 and 5xx come back later, other 4xx never will), then by code.
+    Refused credentials (401, 20003) are the operator's to fix, not the patient's: retried."""
+    transient = exc.status in (401, 429) or exc.status >= 500 or exc.code in (20003, 20429)
     message = f"Twilio {exc.status}" + (f" error {exc.code}" if exc.code else "") + f": {exc.msg}"
     return DeliveryError(message, permanent=not transient, code=exc.code or exc.status)
 

@@ -1,0 +1,192 @@
+"""Email: the message's parts, and how SMTP replies are classified, against a small SMTP server
+on loopback whose replies each test scripts (4xx temporary, 5xx permanent)."""
+import socket
+import socketserver
+import threading
+from datetime import timedelta
+from email import message_from_bytes
+
+import pytest
+from django.core import mail
+
+from notifications.delivery import send_notification
+from notifications.models import Notification
+
+
+class ScriptedSMTP(socketserver.ThreadingTCPServer):
+    """Speaks just enough SMTP for smtplib. `replies` overrides the answer to a command
+    (GREETING, EHLO, MAIL, RCPT, DATA, or END for the end of the message data)."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, **replies):
+        self.replies = replies
+        self.messages = []
+        self.commands = []
+        super().__init__(("127.0.0.1", 0), SMTPHandler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.server_address[1]
+
+    def stop(self):
+        self.shutdown()
+        self.server_close()
+
+
+class SMTPHandler(socketserver.StreamRequestHandler):
+    def reply(self, line):
+        self.wfile.write(line.encode() + b"\r\n")
+        self.wfile.flush()
+
+    def handle(self):
+        server = self.server
+        self.reply(server.replies.get("GREETING", "220 standin.example ESMTP"))
+        if not server.replies.get("GREETING", "220").startswith("220"):
+            return
+        while True:
+            raw = self.rfile.readline()
+            if not raw:
+                return
+            line = raw.decode(errors="replace").rstrip("\r\n")
+            verb = line.split(" ", 1)[0].split(":", 1)[0].upper()
+            server.commands.append(line)
+            if verb in ("EHLO", "HELO"):
+                self.reply(server.replies.get("EHLO", "250 standin.example"))
+            elif verb == "MAIL":
+                self.reply(server.replies.get("MAIL", "250 2.1.0 OK"))
+            elif verb == "RCPT":
+                self.reply(server.replies.get("RCPT", "250 2.1.5 OK"))
+            elif verb == "DATA":
+                answer = server.replies.get("DATA", "354 End data with <CR><LF>.<CR><LF>")
+                self.reply(answer)
+                if answer.startswith("354"):
+                    data = []
+                    while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                        data.append(chunk[1:] if chunk.startswith(b"..") else chunk)
+                    server.messages.append(b"".join(data))
+                    self.reply(server.replies.get("END", "250 2.0.0 queued"))
+            elif verb == "RSET" or verb == "NOOP":
+                self.reply("250 2.0.0 OK")
+            elif verb == "QUIT":
+                self.reply("221 2.0.0 Bye")
+                return
+            else:
+                self.reply("502 5.5.2 command not recognised")
+
+
+@pytest.fixture
+def smtp(settings):
+    servers = []
+
+    def start(**replies):
+        server = ScriptedSMTP(**replies)
+        servers.append(server)
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST = "127.0.0.1"
+        settings.EMAIL_PORT = server.port
+        settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+        settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+        settings.EMAIL_TIMEOUT = 5
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def send_email_confirmation(book, make_patient, **patient_fields):
+    appointment = book(make_patient(channels=["email"], **patient_fields), starts_in=timedelta(days=7))
+    row = Notification.objects.get(appointment=appointment, kind="booking_confirmation", channel="email")
+    send_notification(row.pk)
+    row.refresh_from_db()
+    return row
+
+
+def test_email_has_text_body_html_alternative_and_subject_naming_the_provider(book, make_patient):
+    row = send_email_confirmation(book, make_patient, name="Grace Hopper", email="grace@example.com")
+
+    assert row.status == "sent"
+    (email,) = mail.outbox
+    assert email.to == ["grace@example.com"]
+    assert "Dr. Ada Lovelace" in email.subject
+    assert "Dear Grace Hopper" in email.body and "<p>" not in email.body
+    ((html, mimetype),) = email.alternatives
+    assert mimetype == "text/html"
+    assert "<p>Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
+    assert email.extra_headers["Message-ID"].strip("<>") == row.provider_message_id
+
+
+def test_smtp_accepted_message_is_sent_as_multipart_text_and_html(book, make_patient, smtp):
+    server = smtp()
+
+    row = send_email_confirmation(book, make_patient, email="grace@example.com")
+
+    assert row.status == "sent", row.last_error
+    assert "rcpt to:<grace@example.com>" in [c.lower() for c in server.commands]
+    (raw,) = server.messages
+    message = message_from_bytes(raw)
+    assert message.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in message.get_payload()] == ["text/plain", "text/html"]
+    assert message["Message-ID"].strip("<>") == row.provider_message_id
+    assert "Dr. Ada Lovelace" in message["Subject"]
+
+
+@pytest.mark.parametrize(
+    ("replies", "code"),
+    [
+        ({"RCPT": "451 4.3.0 Mailbox temporarily unavailable"}, "451"),
+        ({"MAIL": "452 4.3.1 Insufficient system storage"}, "452"),
+        ({"END": "421 4.7.0 Try again later"}, "421"),
+        ({"GREETING": "421 4.3.2 Service not available"}, "421"),
+        ({"MAIL": "530 5.7.0 Authentication required"}, "530"),
+    ],
+    ids=["rcpt-451", "mail-452", "data-421", "greeting-421", "auth-530"],
+)
+def test_smtp_temporary_failure_is_transient(book, make_patient, smtp, replies, code):
+    smtp(**replies)
+
+    row = send_email_confirmation(book, make_patient)
+
+    assert row.status == "failed"
+    assert row.next_attempt_at is not None and not row.is_dead
+    assert row.error_code == code
+    assert row.last_error.startswith(f"SMTP {code}")
+
+
+@pytest.mark.parametrize(
+    ("replies", "code"),
+    [
+        ({"RCPT": "550 5.1.1 No such user here"}, "550"),
+        ({"RCPT": "553 5.1.3 Bad recipient address syntax"}, "553"),
+        ({"END": "554 5.7.1 Message rejected as spam"}, "554"),
+    ],
+    ids=["rcpt-550", "rcpt-553", "data-554"],
+)
+def test_smtp_permanent_failure_fails_at_once(book, make_patient, smtp, replies, code):
+    smtp(**replies)
+
+    row = send_email_confirmation(book, make_patient)
+
+    assert row.status == "failed"
+    assert row.next_attempt_at is None and row.is_dead
+    assert row.error_code == code
+    assert "SMTP " + code in row.last_error
+    # An email that failed for good has nothing to fall back to.
+    assert not Notification.objects.filter(fallback_for=row).exists()
+
+
+def test_unreachable_smtp_server_is_transient(book, make_patient, settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+
+    row = send_email_confirmation(book, make_patient)
+
+    assert row.status == "failed"
+    assert row.next_attempt_at is not None
+    assert "SMTP" in row.last_error
