@@ -1,5 +1,6 @@
 """Typed reads of the environment, each with its embedded default."""
 import os
+from datetime import time
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -42,3 +43,15 @@ def env_list(name, default=()):
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_time_window(name, default):
+    """'21:00-08:00' -> (time(21), time(8)); an empty value -> None."""
+    value = os.environ.get(name, default).strip()
+    if not value:
+        return None
+    try:
+        start, end = (time.fromisoformat(part.strip()) for part in value.split("-"))
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must look like 21:00-08:00, not {value!r}") from None
+    return start, end

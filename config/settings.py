@@ -6,7 +6,7 @@ import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str
+from .env import env_bool, env_float, env_int, env_list, env_str, env_time_window
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -185,6 +185,13 @@ NOTIFICATIONS_REMINDER_SCHEDULE = [
     {"days_before": 1, "channels": ["sms", "whatsapp"]},
     {"hours_before": 2, "channels": ["sms", "whatsapp"]},
 ]
+
+# Text message reminders falling in these hours of the patient's night wait for their end
+# (NOTIFICATIONS_QUIET_HOURS="" turns them off); email and in-app are exempt by default.
+_quiet_window = env_time_window("NOTIFICATIONS_QUIET_HOURS", "21:00-08:00")
+NOTIFICATIONS_QUIET_HOURS = {
+    channel: _quiet_window for channel in env_list("NOTIFICATIONS_QUIET_CHANNELS", ["sms", "whatsapp"]) if _quiet_window
+}
 
 # Celery. Redis is the broker; outcomes live in the notification rows, so no result backend.
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
+from .quiet_hours import adjust_reminders
 
 TEXT_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 
@@ -60,9 +61,9 @@ def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
 
 
 def _reminder_rows(appointment, now, context):
-    channels = appointment.patient.channels
-    for at, channel in reminder_times(appointment.starts_at):
-        if channel in channels:
+    patient = appointment.patient
+    reminders = [(at, channel) for at, channel in reminder_times(appointment.starts_at) if channel in patient.channels]
+    for at, channel in adjust_reminders(reminders, appointment.starts_at, patient.timezone):
             # A reminder whose time passed before it was planned is kept as a skipped row, so
             # staff can see why the patient did not get it.
             late = "reminder time had passed when the appointment was planned" if at <= now else ""
