@@ -1,5 +1,6 @@
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 CHANNELS = ("email", "sms", "whatsapp", "in_app")
 
@@ -59,3 +60,27 @@ class Appointment(models.Model):
 
     def __str__(self):
         return f"{self.patient} with {self.provider} at {self.starts_at:%Y-%m-%d %H:%M}"
+
+
+class IdempotentRequest(models.Model):
+    """The first successful answer to a request sent with an Idempotency-Key header.
+
+    Written in the transaction of the request's own work, so the key and the booking (or
+    reschedule, or cancellation) commit together; the unique (user, key) makes a racing
+    duplicate wait for the first and then replay its answer. See appointments/idempotency.py."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    key = models.CharField(max_length=255)
+    method = models.CharField(max_length=10)
+    path = models.CharField(max_length=2048)
+    # SHA-256 of the canonical JSON of the parsed body.
+    request_hash = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField(null=True)
+    response_body = models.JSONField(null=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotent_request_once_per_user")]
+
+    def __str__(self):
+        return f"{self.method} {self.path} with key {self.key!r}"

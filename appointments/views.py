@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from . import services
 from .access import patient_of, visible_appointments, visible_patients
+from .idempotency import KEY_PARAMETER, idempotent
 from .serializers import AppointmentSerializer, CancelSerializer, PatientSerializer, RescheduleSerializer
 
 
@@ -35,6 +36,11 @@ class AppointmentViewSet(
     def get_queryset(self):
         return visible_appointments(self.request.user).select_related("patient").order_by("starts_at", "pk")
 
+    @extend_schema(parameters=[KEY_PARAMETER])
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        return super().create(request, *args, **kwargs)
+
     def perform_create(self, serializer):
         user = self.request.user
         patient = serializer.validated_data["patient"]
@@ -42,8 +48,11 @@ class AppointmentViewSet(
             raise PermissionDenied({"patient": ["You can only book appointments for yourself."]})
         serializer.instance = services.book(**serializer.validated_data)
 
-    @extend_schema(request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None})
+    @extend_schema(
+        request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None}, parameters=[KEY_PARAMETER]
+    )
     @action(detail=True, methods=["post"])
+    @idempotent
     def reschedule(self, request, pk=None):
         appointment = self.get_object()
         body = RescheduleSerializer(data=request.data)
@@ -54,8 +63,9 @@ class AppointmentViewSet(
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(AppointmentSerializer(appointment).data)
 
-    @extend_schema(request=CancelSerializer, responses={200: AppointmentSerializer})
+    @extend_schema(request=CancelSerializer, responses={200: AppointmentSerializer}, parameters=[KEY_PARAMETER])
     @action(detail=True, methods=["post"])
+    @idempotent
     def cancel(self, request, pk=None):
         appointment = self.get_object()
         body = CancelSerializer(data=request.data)

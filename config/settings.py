@@ -178,6 +178,10 @@ NOTIFICATIONS_BACKOFF_BASE = env_float("NOTIFICATIONS_BACKOFF_BASE", 30.0)
 NOTIFICATIONS_BACKOFF_MAX = env_float("NOTIFICATIONS_BACKOFF_MAX", 3600.0)
 NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 300)
 NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
+# The daily failure digest goes to these addresses, or else to every active staff user with an email.
+NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
+# How long an Idempotency-Key is remembered (appointments/idempotency.py); an older key counts as new.
+IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the
 # channels the seed had planned (in-app beside email, WhatsApp beside SMS) for patients who chose them.
 NOTIFICATIONS_REMINDER_SCHEDULE = [
@@ -233,7 +237,7 @@ CELERY_TASK_ANNOTATIONS = {
 # Workers log through LOGGING above (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance", "tasks.retention")
+CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance", "tasks.retention", "tasks.digest", "tasks.idempotency")
 # The beat schedule is configuration: DatabaseScheduler copies it into its tables at start,
 # where the admin shows it. Exactly one beat process may run.
 CELERY_BEAT_SCHEDULE = {
@@ -248,6 +252,14 @@ CELERY_BEAT_SCHEDULE = {
     "purge-old-notifications": {
         "task": "notifications.purge_old",
         "schedule": crontab(hour=3, minute=17),
+    },
+    "purge-expired-idempotency-keys": {
+        "task": "appointments.purge_idempotency_keys",
+        "schedule": crontab(hour=3, minute=47),
+    },
+    "staff-failure-digest": {
+        "task": "notifications.send_staff_digest",
+        "schedule": crontab(hour=7, minute=0),
     },
 }
 

@@ -174,11 +174,12 @@ class Notification(models.Model):
     class Meta:
         ordering = ["scheduled_for", "id"]
         constraints = [
-            # Planning is idempotent: a replayed event finds its rows already there. Cancelled
-            # rows step aside so that moving an appointment back to a time plans it afresh.
+            # Planning is idempotent: a replayed event finds its rows already there, and a
+            # message goes by email once, fallbacks included. Cancelled rows step aside so
+            # that moving an appointment back to a time plans it afresh.
             models.UniqueConstraint(
                 fields=["appointment", "kind", "channel", "scheduled_for"],
-                condition=Q(fallback_for__isnull=True) & ~Q(status="cancelled"),
+                condition=~Q(status="cancelled"),
                 name="notification_planned_once",
             ),
         ]

@@ -3,7 +3,7 @@ an outbox); the rows due now are handed to the broker once that transaction comm
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
@@ -98,37 +98,27 @@ def plan_cancellation(appointment, occurred_at):
     _plan(appointment, NotificationKind.CANCELLATION, occurred_at, with_reminders=False)
 
 
-@transaction.atomic
 def plan_fallback(failed):
     """An SMS or WhatsApp message that failed for good goes by email instead, as its own row,
-    unless the patient has no usable email or already gets this message by email."""
+    unless the patient has no usable email or the message already goes by email: the
+    planned-once key refuses a second email of the same message (another channel's fallback
+    included, even when two workers race), and fallback_for a second fallback of one row."""
     patient = failed.patient
     if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
         return None
-    already_by_email = (
-        Notification.objects.filter(
-            appointment_id=failed.appointment_id,
-            kind=failed.kind,
-            channel=Channel.EMAIL,
-            scheduled_for=failed.scheduled_for,
-        )
-        .exclude(status__in=[NotificationStatus.CANCELLED, NotificationStatus.SKIPPED])
-        .exists()
-    )
-    if already_by_email:
+    try:
+        with transaction.atomic():
+            fallback = Notification.objects.create(
+                fallback_for=failed,
+                appointment_id=failed.appointment_id,
+                patient=patient,
+                kind=failed.kind,
+                channel=Channel.EMAIL,
+                scheduled_for=failed.scheduled_for,
+                recipient=patient.email,
+                context=failed.context,
+            )
+    except IntegrityError:
         return None
-    fallback, created = Notification.objects.get_or_create(
-        fallback_for=failed,
-        defaults={
-            "appointment_id": failed.appointment_id,
-            "patient": patient,
-            "kind": failed.kind,
-            "channel": Channel.EMAIL,
-            "scheduled_for": failed.scheduled_for,
-            "recipient": patient.email,
-            "context": failed.context,
-        },
-    )
-    if created:
-        enqueue_on_commit([fallback.pk])
+    enqueue_on_commit([fallback.pk])
     return fallback

@@ -59,6 +59,13 @@ def twilio(twilio_server, settings):
     return twilio_server
 
 
+@pytest.fixture(autouse=True)
+def no_quiet_hours(settings):
+    """Reminder times must not depend on the hour the suite runs at; tests/test_quiet_hours.py
+    sets its own."""
+    settings.NOTIFICATIONS_QUIET_HOURS = {}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def celery_broker():
     """Point the Celery app at the tests' Redis database, emptied before the run."""

@@ -1,0 +1,9 @@
+from celery import shared_task
+
+from appointments.idempotency import purge_expired
+
+
+@shared_task(name="appointments.purge_idempotency_keys")
+def purge_idempotency_keys():
+    """Daily on beat: expired Idempotency-Key rows go."""
+    return purge_expired()
