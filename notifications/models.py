@@ -128,14 +128,10 @@ class NotificationQuerySet(models.QuerySet):
         )
 
     def retry(self):
-        """Staff put failed rows back in the queue with a fresh set of attempts."""
-        now = timezone.now()
+        """Staff put failed rows back in the queue with a fresh set of attempts. A failed row
+        was due already, so its scheduled_for (part of the planned-once key) stays."""
         return self.filter(status=NotificationStatus.FAILED).update(
-            status=NotificationStatus.PENDING,
-            scheduled_for=now,
-            next_attempt_at=None,
-            attempts=0,
-            updated_at=now,
+            status=NotificationStatus.PENDING, next_attempt_at=None, attempts=0, updated_at=timezone.now()
         )
 
 
