@@ -1,0 +1,212 @@
+"""Scenario 3, broker outage: a redis-server of the test's own (never the shared one) is the
+broker of the Celery app in this process and of a worker subprocess. It is stopped in the
+middle of a burst of 200 bookings through the API and started again on the same port. Every
+booking must answer 201 within its timeout; once Redis is back the workers and the sweep send
+every row, exactly once.
+
+What the app's producer pool does across the restart (read in celery/app/base.py and
+kombu/connection.py, and measured here): the pool keeps its connection; the first publish on
+it after Redis went away fails at once, the pool replaces the connection, and every publish
+while Redis refuses goes through kombu's Connection._ensure_connection, which sleeps
+interval_start (2 s) before giving up at broker_connection_timeout (2 s) even though
+task_publish_retry is off. Once Redis is back the next publish reconnects and succeeds: no
+stale connection is left behind."""
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from appointments.models import Patient
+from config.celery import app as celery_app
+from notifications.models import Notification
+from tasks.maintenance import sweep_due_notifications
+
+from .harness import RedisServer, duplicates, emails_by_recipient, report, sms_by_recipient, wait_until
+
+BOOKINGS = 200
+CLIENTS = 4  # concurrent API clients
+OUTAGE_AFTER = 40  # bookings answered before Redis is stopped
+OUTAGE_SECONDS = 6
+# The booking's timeout: the broker's socket timeout (5 s, the longest a publish may wait by the
+# settings) plus room for a busy 2-core machine. A booking slower than this has failed.
+BOOKING_TIMEOUT = 10.0
+
+
+def reset_producer_pool():
+    """The app's connection and producer pools are bound to the broker URL they were made with;
+    drop them as Celery itself does after a fork (Celery._after_fork)."""
+    if celery_app._pool is not None:
+        celery_app._pool.force_close_all()
+    celery_app._pool = None
+    celery_app.amqp._producer_pool = None
+
+
+@contextmanager
+def app_broker(url):
+    previous = celery_app.conf.broker_url
+    celery_app.conf.broker_url = url
+    reset_producer_pool()
+    try:
+        yield
+    finally:
+        celery_app.conf.broker_url = previous
+        reset_producer_pool()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def staff_token(django_user_model):
+    user = django_user_model.objects.create_user("rel-staff", "rel-staff@clinic.example", "x-pass-123", is_staff=True)
+    return Token.objects.create(user=user).key
+
+
+def booking(patient, when):
+    return {
+        "patient": patient.pk, "provider": "Dr. Outage", "starts_at": when.isoformat(),
+        "duration_minutes": 30, "location": "Room 2", "reason": "Burst",
+    }
+
+
+def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
+    spawn, worker_env, own_redis, staff_token, mail_dir, twilio, caplog
+):
+    patients = Patient.objects.bulk_create(
+        Patient(name=f"Burst {i}", email=f"burst{i}@example.com", phone=f"+1415830{i:04d}", channels=["sms", "email"])
+        for i in range(BOOKINGS)
+    )
+    env = worker_env(redis_url=own_redis.url())
+    answers = []  # (status, latency, started while Redis was down)
+    down = threading.Event()
+    errors = []
+    when = timezone.now() + timedelta(days=7)
+
+    def client_loop(share):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
+        try:
+            for patient in share:
+                was_down = down.is_set()
+                started = time.monotonic()
+                response = client.post("/api/appointments/", booking(patient, when), format="json")
+                answers.append((response.status_code, time.monotonic() - started, was_down or down.is_set()))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    with app_broker(own_redis.url()):
+        worker = spawn.worker("outage-worker", env)
+        threads = [threading.Thread(target=client_loop, args=(patients[k::CLIENTS],)) for k in range(CLIENTS)]
+        burst_started = time.monotonic()
+        for thread in threads:
+            thread.start()
+        try:
+            wait_until(lambda: len(answers) >= OUTAGE_AFTER, 60, 0.01, message="bookings before the outage")
+            own_redis.stop()
+            down.set()
+            outage_started = time.monotonic()
+            time.sleep(OUTAGE_SECONDS)
+            own_redis.start()  # same port, empty: what was queued is gone (no persistence)
+            down.clear()
+            outage = time.monotonic() - outage_started
+        finally:
+            for thread in threads:
+                thread.join(timeout=300)
+        burst = time.monotonic() - burst_started
+        assert errors == []
+
+        # Publishing through the same app (and the same producer pool) works again at once.
+        try:
+            sweep_due_notifications.delay()
+            publish_after_restart = "ok"
+        except Exception as exc:  # noqa: BLE001 - reported in the figures and asserted below
+            publish_after_restart = f"{exc.__class__.__name__}: {exc}"
+        rows = Notification.objects.filter(kind="booking_confirmation")
+        deadline = time.monotonic() + 90
+        while rows.filter(status__in=["pending", "sending"]).exists() and time.monotonic() < deadline:
+            time.sleep(1)
+            sweep_due_notifications.delay()  # beat's schedule, condensed
+        worker.stop(timeout=30)
+        reconnected = "Connected to redis" in worker.output().split(" ready.", 1)[1]
+
+    publishes_failed = sum("broker unavailable" in r.getMessage() for r in caplog.records)
+    sms = sms_by_recipient(twilio)
+    emails = emails_by_recipient(mail_dir)
+    statuses = Counter(rows.values_list("status", flat=True))
+    received = [sms[p.phone] for p in patients] + [emails[p.email] for p in patients]
+    codes = Counter(code for code, _, _ in answers)
+    latencies = sorted(latency for _, latency, _ in answers)
+    during = sorted(latency for _, latency, was_down in answers if was_down)
+    report(
+        "3 broker outage",
+        rows=rows.count(),
+        sent=statuses["sent"],
+        duplicates=duplicates(sms) + duplicates(emails),
+        lost=received.count(0),
+        stuck=statuses["pending"] + statuses["sending"],
+        five_xx=sum(n for code, n in codes.items() if code >= 500),
+        bookings=len(answers),
+        answered_201=codes[201],
+        max_latency_s=round(latencies[-1], 2),
+        p50_latency_s=round(latencies[len(latencies) // 2], 3),
+        bookings_during_outage=len(during),
+        p50_latency_during_outage_s=round(during[len(during) // 2], 2) if during else None,
+        publishes_failed=publishes_failed,
+        outage_s=round(outage, 1),
+        burst_s=round(burst, 1),
+        publish_after_restart=publish_after_restart,
+    )
+    assert codes == {201: BOOKINGS}
+    assert latencies[-1] < BOOKING_TIMEOUT
+    assert publishes_failed > 0, "no booking published while Redis was down: the outage missed the burst"
+    assert publish_after_restart == "ok"
+    assert reconnected, "the worker did not reconnect to the restarted Redis"
+    assert statuses == {"sent": 2 * BOOKINGS}
+    assert Counter(received) == {1: 2 * BOOKINGS}
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="DEFECT publish-waits-2s-when-broker-refuses: with Redis refusing connections every booking "
+    "blocks ~2 s in kombu Connection._ensure_connection (it sleeps interval_start=2 s; task_publish_retry=False "
+    "does not cover connecting) instead of failing at once and leaving the rows to the sweep",
+)
+def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_token, django_capture_on_commit_callbacks):
+    patients = Patient.objects.bulk_create(
+        Patient(name=f"Refused {i}", email=f"refused{i}@example.com", channels=["email"]) for i in range(4)
+    )
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
+    when = timezone.now() + timedelta(days=7)
+    latencies = []
+    with app_broker(own_redis.url()):
+        sweep_due_notifications.delay()  # the pool holds a live connection
+        own_redis.stop()
+        for patient in patients:
+            started = time.monotonic()
+            # `db` wraps the test in a transaction: run the on-commit publish as the commit would.
+            with django_capture_on_commit_callbacks(execute=True):
+                response = client.post("/api/appointments/", booking(patient, when), format="json")
+            latencies.append(time.monotonic() - started)
+            assert response.status_code == 201
+    report(
+        "3b booking while broker refuses",
+        rows=len(patients), sent=0, duplicates=0, lost=0, stuck=0, five_xx=0,
+        latencies_s=[round(x, 2) for x in latencies],
+    )
+    assert max(latencies) < 0.5, f"bookings took {[round(x, 2) for x in latencies]} s"
