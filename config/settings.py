@@ -279,6 +279,6 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
-    # The twilio client logs every request's URL and headers at INFO.
-    "loggers": {"twilio.http_client": {"level": "WARNING"}},
+    # The twilio client logs every request's URL and headers at INFO; urllib3 logs URLs at DEBUG.
+    "loggers": {"twilio.http_client": {"level": "WARNING"}, "urllib3": {"level": "INFO"}},
 }

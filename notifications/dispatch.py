@@ -1,8 +1,13 @@
 import logging
 
+from celery import current_app
 from django.db import transaction
 
 logger = logging.getLogger(__name__)
+
+# Publishing tries the broker once: when Redis refuses, kombu would otherwise retry the
+# connection on its own schedule (2 s and more) while the booking waits.
+ONE_TRY = {"max_retries": 0}
 
 
 def enqueue_on_commit(notification_ids):
@@ -15,7 +20,8 @@ def enqueue(notification_ids):
     from tasks.delivery import send_notifications
 
     try:
-        send_notifications.apply_async((notification_ids,), retry=False)
+        with current_app.connection_for_write(transport_options=ONE_TRY) as connection:
+            send_notifications.apply_async((notification_ids,), connection=connection, retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the rows are safe in the table
         # The booking has committed and must still succeed: the sweep sends these rows.
         logger.warning("broker unavailable (%s); %d notification(s) wait for the sweep", exc, len(notification_ids))

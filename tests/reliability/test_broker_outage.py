@@ -180,12 +180,6 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
     assert Counter(received) == {1: 2 * BOOKINGS}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT publish-waits-2s-when-broker-refuses: with Redis refusing connections every booking "
-    "blocks ~2 s in kombu Connection._ensure_connection (it sleeps interval_start=2 s; task_publish_retry=False "
-    "does not cover connecting) instead of failing at once and leaving the rows to the sweep",
-)
 def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_token, django_capture_on_commit_callbacks):
     patients = Patient.objects.bulk_create(
         Patient(name=f"Refused {i}", email=f"refused{i}@example.com", channels=["email"]) for i in range(4)

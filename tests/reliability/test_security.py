@@ -209,15 +209,7 @@ def test_flower_needs_basic_auth(spawn, worker_env):
     assert authorised == 200
 
 
-@pytest.mark.parametrize("loglevel", [
-    "INFO",
-    pytest.param("DEBUG", marks=pytest.mark.xfail(
-        strict=True,
-        reason="DEFECT phone-number-in-debug-log: at LOG_LEVEL=DEBUG urllib3.connectionpool logs the look-first "
-        "retry's URL (GET .../Messages.json?To=%2B14155550144...) and config.logging.MaskPhoneNumbers does not "
-        "mask the URL-encoded form",
-    )),
-])
+@pytest.mark.parametrize("loglevel", ["INFO", "DEBUG"])
 def test_worker_logs_hold_no_secret_and_no_full_phone_number(spawn, worker_env, settings, loglevel):
     """A worker sends SMS, WhatsApp and email (some of them fail, one with Twilio's error text
     naming the number) with secrets of its own; its stdout and stderr must name none of them."""
