@@ -4,9 +4,9 @@ The callers (Celery tasks, the sweep, the management command) only choose which 
 import logging
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
@@ -36,16 +36,21 @@ def send_notifications(notification_ids):
 
 def deliver(notifications):
     """Send rows this process has claimed, record what happened, and log it. The sends run
-    side by side (they wait on providers, not on the CPU); the outcomes are written together."""
-    outcomes = list(_pool().map(_attempt, notifications))
-    won = record_outcomes(outcomes)
+    side by side (they wait on providers, not on the CPU); each outcome is written as soon as
+    its send is done, together with any others done by then, so a worker that dies loses only
+    the sends in flight."""
     counts = Counter()
-    for outcome in outcomes:
-        notification, status = outcome.notification, outcome.fields["status"]
-        counts[status] += 1
-        _log(outcome, won)
-        if notification.pk in won and notification.is_dead:
-            plan_fallback(notification)
+    running = {_pool().submit(_attempt, notification) for notification in notifications}
+    while running:
+        done, running = wait(running, return_when=FIRST_COMPLETED)
+        outcomes = [future.result() for future in done]
+        won = record_outcomes(outcomes)
+        for outcome in outcomes:
+            notification = outcome.notification
+            counts[outcome.fields["status"]] += 1
+            _log(outcome, won)
+            if notification.pk in won and notification.is_dead:
+                plan_fallback(notification)
     return counts
 
 
@@ -55,6 +60,10 @@ def _attempt(notification):
     reason = reason_not_to_send(notification)
     if reason:
         return notification.outcome(NotificationStatus.SKIPPED, error=reason)
+    if timezone.now() > notification.claimed_at + timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS / 2):
+        # Too late in the lease to start a send that could outlive it (the row would be
+        # reclaimed and sent again): back to the queue, uncounted.
+        return notification.outcome(NotificationStatus.PENDING)
     if not take_token(notification.channel):
         return notification.outcome(NotificationStatus.PENDING)
     try:

@@ -15,6 +15,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from .backoff import retry_delay
+from .channels.base import UNANSWERED
 
 
 class NotificationStatus(models.TextChoices):
@@ -115,7 +116,10 @@ class NotificationQuerySet(models.QuerySet):
             last_error="lease expired on the last attempt",
             updated_at=now,
         )
-        returned = expired.update(status=NotificationStatus.PENDING, claim_token=None, updated_at=now)
+        # The vanished claimer may have sent the message before dying: the retry looks first.
+        returned = expired.update(
+            status=NotificationStatus.PENDING, claim_token=None, error_code=UNANSWERED, updated_at=now
+        )
         dead = Notification.objects.filter(pk__in=spent, status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
         return returned, list(dead.values_list("id", flat=True))
 

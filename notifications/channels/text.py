@@ -12,7 +12,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from .base import DeliveryError
+from .base import UNANSWERED, DeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -20,9 +20,6 @@ logger = logging.getLogger(__name__)
 outbox = []
 _local_ids = itertools.count(1)
 
-# The error code of a send whose request reached Twilio but whose answer did not: Twilio may
-# have accepted the message, so the retry looks for it before sending again.
-UNANSWERED = "unanswered"
 
 
 class TwilioBackend:

@@ -4,10 +4,9 @@ reclaim task returns them to the queue and a second worker sends them. Nothing i
 message the provider had accepted when its worker died is sent again (at most one duplicate
 per row in flight at the kill): the lease gives at-least-once delivery, by design.
 
-The defects around it (strict xfails): a sweep batch that outlives its lease is sent twice
-(2b); a reclaimed send Twilio had accepted is sent again without the look-first retry an
-unanswered send gets (2c); a worker killed mid-sweep loses the outcomes of the whole batch,
-answered sends included, since they are written when the batch ends (2d)."""
+Around it: a sweep batch that outlives its lease sends no row twice (2b); a reclaimed send
+Twilio had accepted is looked up, not sent again (2c); a worker killed mid-sweep duplicates at
+most its sends in flight, since each outcome is written as its send completes (2d)."""
 import threading
 import time
 from collections import Counter
@@ -102,14 +101,6 @@ def test_killed_worker_rows_are_reclaimed_and_sent(spawn, worker_env, settings, 
     assert all(sms[phone] <= 2 for phone in held)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT sweep-batch-outlives-lease: delivery.sweep() claims a batch (up to 50 rows), sends it on "
-    "NOTIFICATIONS_SEND_THREADS threads and writes the outcomes when the whole batch is done, never renewing "
-    "the claim; once the batch takes longer than NOTIFICATIONS_LEASE_SECONDS the reclaim hands every row of "
-    "it, sent or not, to another sender and both send it (process_pending_notifications and the thread/solo "
-    "pools have no time limit to stop the first sender)",
-)
 def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db, settings, twilio):
     """The management command's sweep, in a thread, holds 12 slow rows in one batch (two rounds
     of 8 threads, 3 s); beat's reclaim and another sweeper run as they would once the 2 s lease
@@ -157,12 +148,6 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
     assert duplicates(sms) == 0, f"sent twice: {sorted(p for p, n in sms.items() if n > 1)}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT reclaimed-send-not-looked-up: a row whose lease expired while its send was in flight "
-    "(worker killed, or the outcome could not be written) is resent blindly after the reclaim; the "
-    "look-first retry that spares an unanswered send (error_code 'unanswered') is not applied to it",
-)
 def test_sms_twilio_accepted_before_its_worker_died_is_not_sent_again(db, settings, twilio, make_patient, book):
     """What the SIGKILL above does to each send in flight, step by step in this process."""
     settings.NOTIFICATIONS_LEASE_SECONDS = 1
@@ -185,12 +170,6 @@ def test_sms_twilio_accepted_before_its_worker_died_is_not_sent_again(db, settin
     assert len(twilio.accepted) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DEFECT batch-outcomes-written-at-batch-end: deliver() writes a batch's outcomes only when every "
-    "send of it is done, so a worker killed mid-sweep leaves the sends that had already been answered "
-    "unrecorded too; after the reclaim they go out again, beyond the sends in flight at the kill",
-)
 def test_worker_killed_mid_sweep_duplicates_only_its_sends_in_flight(spawn, worker_env, settings, twilio):
     settings.NOTIFICATIONS_LEASE_SECONDS = LEASE
     env = worker_env(NOTIFICATIONS_LEASE_SECONDS=LEASE, NOTIFICATIONS_SEND_THREADS=8)
