@@ -5,6 +5,7 @@ import functools
 import itertools
 import logging
 import sys
+import urllib.request
 
 import requests
 from django.conf import settings
@@ -73,7 +74,11 @@ def _rest_error(exc):
 @functools.lru_cache(maxsize=4)
 def twilio_client(account_sid, auth_token, base_url, timeout):
     """One client per process and configuration, so its HTTP connections are reused."""
-    client = Client(account_sid, auth_token, http_client=TwilioHttpClient(timeout=timeout))
+    # Proxy settings are read from the environment once here, not by requests on every call
+    # (a measurable share of a send's CPU time).
+    http_client = TwilioHttpClient(timeout=timeout, proxy=urllib.request.getproxies() or None)
+    http_client.session.trust_env = False
+    client = Client(account_sid, auth_token, http_client=http_client)
     if base_url:
         client.api.base_url = base_url.rstrip("/")
     return client
