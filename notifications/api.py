@@ -10,6 +10,7 @@ from rest_framework.response import Response
 
 from appointments.access import patient_of, visible_appointments
 
+from .dispatch import enqueue
 from .models import Channel, Notification, NotificationKind, NotificationStatus
 from .rendering import render
 
@@ -66,11 +67,9 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     def retry(self, request, pk=None):
         notification = self.get_object()
         if not Notification.objects.filter(pk=notification.pk).retry():
-            return Response({"status": [f"Only failed notifications can be retried; this one is {notification.status}."]},
-                            status=409)
+            message = f"Only failed notifications can be retried; this one is {notification.status}."
+            return Response({"status": [message]}, status=409)
         notification.refresh_from_db()
-        from .dispatch import enqueue
-
         enqueue([notification.pk])
         return Response(NotificationSerializer(notification).data)
 
