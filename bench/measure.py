@@ -1,5 +1,6 @@
 """The measurements. Each one sets up its own rows, runs, waits (never unboundedly) for the
 work to finish, and returns a small result for the report."""
+import bisect
 import statistics
 import sys
 import time
@@ -30,6 +31,8 @@ CLAIM_DUE_ROWS = 1_000
 CLAIM_SMALL_TABLE = 10_000
 CLAIM_REPEATS = 15
 UNFINISHED = (NotificationStatus.PENDING, NotificationStatus.SENDING)
+BURST_SECONDS = 1.0  # the token bucket holds a second's worth: the first second may send twice the limit
+SMS = ("sms",)
 _started = time.monotonic()
 
 
@@ -169,12 +172,12 @@ class Sweep:
     rounds: int
 
 
-def sweep(rows, concurrency):
+def sweep(rows, concurrency, channels=workload.CHANNELS):
     """Insert `rows` due reminders and have the workers' sweeps send them all."""
     appointments = workload.appointments(min(rows, 500))
-    first, last = workload.due_reminders(appointments, rows)
+    first, last = workload.due_reminders(appointments, rows, channels)
     due = Notification.objects.filter(pk__range=(first, last))
-    progress(f"sweep: {rows:,} due rows, {concurrency} sweep tasks a round")
+    progress(f"sweep: {rows:,} due {'/'.join(channels)} rows, {concurrency} sweep tasks a round")
     started = time.time()
     rounds = _sweep_until_done(due, concurrency)
     sent = due.filter(status=NotificationStatus.SENT).aggregate(n=Count("pk"), last=Max("sent_at"))
@@ -200,6 +203,43 @@ def _sweep_until_done(rows, concurrency):
             rounds, changed = rounds + 1, time.monotonic()
         time.sleep(0.2)
     return rounds
+
+
+@dataclass
+class HeldLimit:
+    limit: float
+    sweep: Sweep
+    burst: int  # SMS the stand-in received in the first second
+    steady_per_s: float  # the rate it received the rest at
+    max_per_s: int  # the most it received in any one second after the first
+
+
+def limited_sweep(rows, concurrency, limit, standin):
+    """Sweep `rows` due SMS on a worker limited to `limit` sends a second, and measure the rate
+    they reached the stand-in at from the times it recorded them."""
+    standin.reset()
+    result = sweep(rows, concurrency, SMS)
+    times = sorted(request.at for request in list(standin.requests))
+    return HeldLimit(limit, result, *_received_rates(times))
+
+
+def _received_rates(times):
+    """From sorted arrival times: how many arrived in the first second, the rate after it (first
+    to last arrival), and the most in any 1-second window after it."""
+    if not times:
+        return 0, 0.0, 0
+    burst = bisect.bisect_left(times, times[0] + BURST_SECONDS)
+    steady = times[burst:]
+    per_s = (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 1 else 0.0
+    most = max((bisect.bisect_left(steady, at + 1.0) - i for i, at in enumerate(steady)), default=0)
+    return burst, per_s, most
+
+
+@dataclass
+class RateLimits:
+    held: HeldLimit  # 6a: the limit under load
+    below: Sweep  # 6b: limited far above the rate reached...
+    unlimited: Sweep  # ...and not limited at all
 
 
 @dataclass

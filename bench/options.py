@@ -18,6 +18,7 @@ SIZES = {
     "paced": (600, 100, "bookings of the paced immediate path"),
     "sweep_rows": (10_000, 2_000, "due rows the sweep sends"),
     "table_rows": (1_000_000, 100_000, "rows in the large table of the claim measurement"),
+    "rate_limit_rows": (600, 200, "due SMS rows of each rate-limit measurement"),
 }
 
 
@@ -29,6 +30,9 @@ def parse_args(argv):
     for name, (full, quick, text) in SIZES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full:,}; {quick:,} with --quick)")
     parser.add_argument("--paced-rate", type=float, default=20.0, help="bookings per second of the paced run (default 20)")
+    parser.add_argument("--rate-limit", type=float, default=20.0, help="Twilio sends per second the worker is limited to in row 6a (default 20)")
+    parser.add_argument("--high-rate-limit", type=float, default=10_000.0, help="a limit far above the achievable rate, for row 6b (default 10,000)")
+    parser.add_argument("--skip-rate-limit", action="store_true", help="leave out rows 6a and 6b (three worker restarts)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn sync workers, as deployed (default 3)")
     parser.add_argument("--output", type=Path, help="the Markdown file to write (default docs/PERFORMANCE.md; none with --quick)")

@@ -40,6 +40,13 @@ The rows:
    then large (the claimed rows are put back between claims).
 5. **Worker memory**: the worker's peak resident set (`VmHWM`, summed over its processes)
    after rows 1 to 3.
+6. **Rate limit**: due SMS rows swept as in row 3, each time by a worker started afresh with its
+   `TWILIO_MAX_SENDS_PER_SECOND` (read at start; `--skip-rate-limit` leaves these rows out).
+   "Under load" sets a limit below what the sweep reaches and reads the rate from the times the
+   stand-in received the SMS: from the end of the first second (the token bucket lets one
+   second's worth through at once) to the last, and the most in any 1-second window after the
+   first, each as a deviation from the limit. "Not reached" sweeps the same number of rows with
+   a limit far above the rate reached and with none, each rated as row 3, and gives their ratio.
 """
 
 
@@ -52,6 +59,7 @@ class Run:
     sweep: object
     claims: object
     peak_rss: int
+    rate_limits: object  # None with --skip-rate-limit
     versions: dict
     load: tuple  # the 1-minute load average at the start and at the end
 
@@ -90,7 +98,37 @@ def table(run):
             f"{run.peak_rss / 2**20:,.0f} MiB",
         ),
     ]
+    if run.rate_limits:
+        rows += _rate_limit_rows(run.rate_limits, options)
     return _markdown(rows)
+
+
+def _rate_limit_rows(limits, options):
+    held, below, unlimited = limits.held, limits.below, limits.unlimited
+    return [
+        (
+            "6a. Rate limit, under load",
+            f"{held.sweep.rows:,} due SMS rows; worker limited to {held.limit:g}/s; {options.concurrency} sweep tasks a round",
+            (
+                f"after the first second {held.steady_per_s:,.1f}/s ({_deviation(held.steady_per_s, held.limit)}), "
+                f"at most {held.max_per_s:,} in any 1 s ({_deviation(held.max_per_s, held.limit)}); "
+                f"{held.burst:,} in the first second{_shortfall(held.sweep.sent, held.sweep.rows)}; {held.sweep.rounds} round(s)"
+            ),
+        ),
+        (
+            "6b. Rate limit, not reached",
+            f"{below.rows:,} due SMS rows; worker limited to {options.high_rate_limit:,g}/s, then unlimited",
+            (
+                f"limited {below.per_s:,.0f} notifications/s{_shortfall(below.sent, below.rows)}, "
+                f"unlimited {unlimited.per_s:,.0f}/s{_shortfall(unlimited.sent, unlimited.rows)}; "
+                f"ratio {below.per_s / unlimited.per_s:.2f}×"
+            ),
+        ),
+    ]
+
+
+def _deviation(rate, limit):
+    return f"{(rate - limit) / limit * 100:+.1f} % vs the limit"
 
 
 def _bookings_row(name, result, baseline, options):

@@ -27,10 +27,11 @@ def run(options):
         sweep = measure.sweep(options.sweep_rows, options.concurrency)
         peak_rss = services.peak_rss_bytes(worker.pid)
         progress("stopping the worker and gunicorn")
+    rate_limits = None if options.skip_rate_limit else measure_rate_limits(options)
     # With the worker stopped, so that nothing else claims or competes for the CPU.
     claims = measure.claim_cost(options.table_rows)
     results = report.Run(
-        options, baseline, burst, paced, sweep, claims, peak_rss,
+        options, baseline, burst, paced, sweep, claims, peak_rss, rate_limits,
         versions=services.versions(options.redis_url),
         load=(load_at_start, os.getloadavg()[0]),
     )
@@ -39,3 +40,25 @@ def run(options):
     if options.output:
         report.write(options.output, options.section, report.section(results, table))
         progress(f"wrote section {options.section!r} of {options.output}")
+
+
+def measure_rate_limits(options):
+    """Rows 6a and 6b, each on a worker of its own (the limit is read when it starts), from an
+    empty notifications table so that only their rows are due."""
+    workload.clear_notifications()
+    rows, concurrency = options.rate_limit_rows, options.concurrency
+    with services.twilio_standin() as standin:
+        env = services.process_env(options.database_url, options.redis_url, standin)
+        with _limited_worker(env, options, options.rate_limit):
+            held = measure.limited_sweep(rows, concurrency, options.rate_limit, standin)
+        with _limited_worker(env, options, options.high_rate_limit):
+            below = measure.sweep(rows, concurrency, measure.SMS)
+        with _limited_worker(env, options, 0):
+            unlimited = measure.sweep(rows, concurrency, measure.SMS)
+    return measure.RateLimits(held, below, unlimited)
+
+
+def _limited_worker(env, options, limit):
+    progress(f"starting a worker with TWILIO_MAX_SENDS_PER_SECOND={limit:g}")
+    limited = dict(env, TWILIO_MAX_SENDS_PER_SECOND=f"{limit:g}")
+    return services.worker(limited, options.pool, options.concurrency, name=f"worker-twilio-{limit:g}")

@@ -99,13 +99,14 @@ def web(env, workers):
 
 
 @contextlib.contextmanager
-def worker(env, pool, concurrency):
-    """`celery -A config worker` with the baseline's no-op task; yields the process."""
+def worker(env, pool, concurrency, name="worker"):
+    """`celery -A config worker` with the baseline's no-op task; yields the process. Its log
+    is var/bench/{name}.log."""
     command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-I", "bench.tasks",
                "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING",
                "--hostname", f"bench-{os.getpid()}@%h"]
-    with subprocess_running("worker", command, env) as process:
-        wait_until(lambda: app.control.ping(timeout=0.5), process, "worker")
+    with subprocess_running(name, command, env) as process:
+        wait_until(lambda: app.control.ping(timeout=0.5), process, name)
         yield process
 
 

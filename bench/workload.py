@@ -63,15 +63,15 @@ def appointments(count):
     )
 
 
-def due_reminders(appointments, count):
-    """`count` pending reminders already due, half by email and half by SMS, spread over the
-    appointments; returns their primary keys' range."""
+def due_reminders(appointments, count, channels=CHANNELS):
+    """`count` pending reminders already due, on the channels in turn (half by email and half
+    by SMS by default), spread over the appointments; returns their primary keys' range."""
     now = timezone.now()
     snapshots = {appointment.pk: snapshot(appointment) for appointment in appointments}
     rows = []
     for i in range(count):
         appointment = appointments[i % len(appointments)]
-        channel = CHANNELS[i % 2]
+        channel = channels[i % len(channels)]
         rows.append(
             Notification(
                 appointment=appointment,
