@@ -24,7 +24,7 @@ DASHBOARD_PATH = "/admin/notifications/dashboard/"
 
 def recipients():
     """NOTIFICATIONS_DIGEST_RECIPIENTS when set, else every active staff user with an email."""
-    configured = [address for address in getattr(settings, "NOTIFICATIONS_DIGEST_RECIPIENTS", []) if address]
+    configured = [address for address in settings.NOTIFICATIONS_DIGEST_RECIPIENTS if address]
     if configured:
         return configured
     staff = get_user_model().objects.filter(is_staff=True, is_active=True).exclude(email="")

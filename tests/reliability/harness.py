@@ -428,6 +428,20 @@ class TcpProxy:
 # Figures.
 
 
+def sms_figures(rows, patients, sms):
+    """The statuses of `rows` (one SMS row per patient) and the table's columns for them,
+    from `sms`, the stand-in's messages per number."""
+    statuses = Counter(rows.values_list("status", flat=True))
+    return statuses, {
+        "rows": len(patients),
+        "sent": statuses["sent"],
+        "duplicates": duplicates(sms),
+        "lost": sum(1 for patient in patients if sms[patient.phone] == 0),
+        "stuck": statuses["pending"] + statuses["sending"],
+        "five_xx": 0,
+    }
+
+
 def report(scenario, *, rows, sent, duplicates, lost, stuck, five_xx, **extra):
     """Print the test's one line of figures and keep it for the session summary."""
     from django.db import connection

@@ -5,7 +5,6 @@ sweep the proxy closes every connection and refuses new ones for a few seconds, 
 again. The sweep that was running fails cleanly, the next one recovers, and after the lease
 and a reclaim nothing is lost or stuck in `sending`."""
 import time
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -18,7 +17,7 @@ from config.celery import app as celery_app
 from notifications.models import Notification
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 
-from .harness import TcpProxy, database_url, duplicates, report, sms_by_recipient, task_outcome, wait_until
+from .harness import TcpProxy, database_url, duplicates, report, sms_by_recipient, sms_figures, task_outcome, wait_until
 
 ROWS = 20
 LEASE = 4
@@ -89,16 +88,11 @@ def test_sweep_fails_cleanly_when_the_database_goes_away_and_the_next_recovers(
     worker.stop(timeout=30)
 
     sms = sms_by_recipient(twilio)
-    statuses = Counter(rows.values_list("status", flat=True))
+    statuses, figures = sms_figures(rows, patients, sms)
     failures_after_restore = sum(1 for outcome, _ in after if outcome == "error")
     report(
         "4 database outage",
-        rows=ROWS,
-        sent=statuses["sent"],
-        duplicates=duplicates(sms),
-        lost=sum(1 for p in patients if sms[p.phone] == 0),
-        stuck=statuses["pending"] + statuses["sending"],
-        five_xx=0,
+        **figures,
         connections_cut=pg_proxy.closed_by_cut,
         cut_s=round(cut_seconds, 1),
         cut_sweep=interrupted[0],

@@ -9,7 +9,6 @@ Twilio had accepted is looked up, not sent again (2c); a worker killed mid-sweep
 most its sends in flight, since each outcome is written as its send completes (2d)."""
 import threading
 import time
-from collections import Counter
 from datetime import timedelta
 
 import pytest
@@ -25,7 +24,7 @@ from notifications.models import Notification
 from notifications.rendering import render
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 
-from .harness import duplicates, report, sms_by_recipient, wait_until
+from .harness import duplicates, report, sms_by_recipient, sms_figures, wait_until
 
 LEASE = 3  # seconds, in the test's settings and in the workers' environment
 ROWS = 24
@@ -79,15 +78,10 @@ def test_killed_worker_rows_are_reclaimed_and_sent(spawn, worker_env, settings, 
     survivor.stop(timeout=30)
 
     sms = sms_by_recipient(twilio)
-    statuses = Counter(rows.values_list("status", flat=True))
+    statuses, figures = sms_figures(rows, patients, sms)
     report(
         "2 worker crash",
-        rows=ROWS,
-        sent=statuses["sent"],
-        duplicates=duplicates(sms),
-        lost=sum(1 for p in patients if sms[p.phone] == 0),
-        stuck=statuses["pending"] + statuses["sending"],
-        five_xx=0,
+        **figures,
         held_at_kill=len(held),
         in_flight_at_kill=in_flight,
         sent_before_kill=sent_before,
@@ -133,15 +127,10 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
     assert errors == []
 
     sms = sms_by_recipient(twilio)
-    statuses = Counter(rows.values_list("status", flat=True))
+    statuses, figures = sms_figures(rows, patients, sms)
     report(
         "2b sweep batch outlives lease",
-        rows=rows_count,
-        sent=statuses["sent"],
-        duplicates=duplicates(sms),
-        lost=sum(1 for p in patients if sms[p.phone] == 0),
-        stuck=statuses["pending"] + statuses["sending"],
-        five_xx=0,
+        **figures,
         reclaimed_while_held=reclaimed,
     )
     assert statuses == {"sent": rows_count}
@@ -198,15 +187,10 @@ def test_worker_killed_mid_sweep_duplicates_only_its_sends_in_flight(spawn, work
     survivor.stop(timeout=30)
 
     sms = sms_by_recipient(twilio)
-    statuses = Counter(rows.values_list("status", flat=True))
+    statuses, figures = sms_figures(rows, patients, sms)
     report(
         "2d worker killed mid-sweep",
-        rows=ROWS,
-        sent=statuses["sent"],
-        duplicates=duplicates(sms),
-        lost=sum(1 for p in patients if sms[p.phone] == 0),
-        stuck=statuses["pending"] + statuses["sending"],
-        five_xx=0,
+        **figures,
         held_at_kill=held,
         answered_unrecorded_at_kill=answered,
         in_flight_at_kill=in_flight,
