@@ -10,8 +10,8 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
-from django.db.models import Case, F, Q, Value, When
+from django.db import connection, models, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from .backoff import retry_delay
@@ -256,24 +256,25 @@ class Outcome:
 def record_outcomes(outcomes):
     """Write the outcomes of claimed sends: one locking SELECT finds the rows still held by
     these claims (a row whose lease expired and was claimed again is not ours to write), one
-    UPDATE writes them all, one INSERT adds their attempts to the history. Returns the ids won."""
+    batch of UPDATEs by primary key writes them, one INSERT adds their attempts to the
+    history. Returns the ids won."""
     if not outcomes:
         return set()
-    ids = [o.notification.pk for o in outcomes]
-    tokens = {o.notification.claim_token for o in outcomes}
     won = set(
         Notification.objects.select_for_update()
-        .filter(pk__in=ids, status=NotificationStatus.SENDING, claim_token__in=tokens)
+        .filter(
+            pk__in=[o.notification.pk for o in outcomes],
+            status=NotificationStatus.SENDING,
+            claim_token__in={o.notification.claim_token for o in outcomes},
+        )
         .values_list("pk", flat=True)
     )
     winners = [o for o in outcomes if o.notification.pk in won]
-    if winners:
-        changes = {"claim_token": None, "updated_at": max(o.now for o in winners)}
-        for column in set().union(*(o.fields for o in winners)):
-            values = {o.notification.pk: o.fields[column] for o in winners if column in o.fields}
-            changes[column] = _per_row(column, values, everyone=len(values) == len(winners))
-        Notification.objects.filter(pk__in=won).update(**changes)
-    attempted = [o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING]
+    shapes = {}
+    for outcome in winners:
+        shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
+    for columns, group in shapes.items():
+        _update_each(columns, group)
     NotificationAttempt.objects.bulk_create(
         NotificationAttempt(
             notification_id=o.notification.pk,
@@ -285,7 +286,8 @@ def record_outcomes(outcomes):
             error_code=o.fields["error_code"],
             provider_message_id=o.fields.get("provider_message_id", ""),
         )
-        for o in attempted
+        for o in outcomes
+        if o.fields["status"] != NotificationStatus.PENDING
     )
     for o in winners:
         for name, value in o.fields.items():
@@ -293,14 +295,27 @@ def record_outcomes(outcomes):
     return won
 
 
-def _per_row(column, values, everyone):
-    """One value for every row, or a CASE giving each row its own (the rest keep theirs)."""
-    distinct = set(values.values())
-    if everyone and len(distinct) == 1:
-        return distinct.pop()
-    field = Notification._meta.get_field(column)
-    whens = [When(pk=pk, then=Value(value, output_field=field)) for pk, value in values.items()]
-    return Case(*whens, default=F(column), output_field=field)
+def _update_each(columns, outcomes):
+    """One UPDATE statement by primary key, run for every outcome that sets these columns, as
+    one executemany (pipelined on PostgreSQL). The rows are locked by the caller. Raw SQL
+    because update() with a CASE per row and column spent more CPU building expressions than
+    the sends themselves."""
+    fields = [Notification._meta.get_field(name) for name in (*columns, "updated_at")]
+    quote = connection.ops.quote_name
+    assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+    sql = (
+        f"UPDATE {quote(Notification._meta.db_table)} SET {assignments}, {quote('claim_token')} = NULL "
+        f"WHERE {quote('id')} = %s"
+    )
+    params = [
+        [
+            *(field.get_db_prep_save(value, connection) for field, value in zip(fields, (*(o.fields[c] for c in columns), o.now))),
+            o.notification.pk,
+        ]
+        for o in outcomes
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 class NotificationAttempt(models.Model):
