@@ -2,11 +2,12 @@
 
 Every template is looked up first under notifications/ (the clinic's overrides) and then at
 its plain path (the fallbacks shipped in templates/), as the seed did for email."""
+import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from django.template.loader import select_template
-from django.utils import dateformat
+from django.utils import dateformat, translation
 from django.utils.safestring import mark_safe
 
 from .channels import Message
@@ -49,12 +50,20 @@ def render(notification):
 
 def message_context(snapshot):
     """The template context: the planning snapshot with its times in the patient's zone."""
-    zone = ZoneInfo(snapshot.get("timezone") or "UTC")
+    zone = snapshot.get("timezone") or "UTC"
+    language = translation.get_language()
     context = dict(snapshot)
     for field in ("starts_at", "previous_starts_at"):
         if snapshot.get(field):
-            local = datetime.fromisoformat(snapshot[field]).astimezone(zone)
             prefix = "" if field == "starts_at" else "previous_"
-            context[f"{prefix}date"] = dateformat.format(local, "l j F Y")
-            context[f"{prefix}time"] = dateformat.format(local, "H:i T")
+            context[f"{prefix}date"], context[f"{prefix}time"] = local_date_and_time(snapshot[field], zone, language)
     return context
+
+
+@functools.lru_cache(maxsize=4096)
+def local_date_and_time(iso_time, zone, language):
+    """An appointment's date and time as the patient reads them. Cached: the rows of one
+    appointment, and a sweep's many rows, share a few times, and formatting them (translated
+    day and month names) costs more than rendering the templates."""
+    local = datetime.fromisoformat(iso_time).astimezone(ZoneInfo(zone))
+    return dateformat.format(local, "l j F Y"), dateformat.format(local, "H:i T")
