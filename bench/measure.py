@@ -18,7 +18,7 @@ from config.celery import app
 from notifications.delivery import claim_due_batch
 from notifications.models import Notification, NotificationKind, NotificationStatus
 
-from . import workload
+from . import services, workload
 from .tasks import COUNTER_KEY, noop
 
 NOOP_QUEUE = "bench"
@@ -170,19 +170,27 @@ class Sweep:
     sent: int
     per_s: float
     rounds: int
+    cpu_ms: dict | None = None  # CPU milliseconds per notification sent, by process, when asked
 
 
-def sweep(rows, concurrency, channels=workload.CHANNELS):
-    """Insert `rows` due reminders and have the workers' sweeps send them all."""
+def sweep(rows, concurrency, channels=workload.CHANNELS, worker_pid=None):
+    """Insert `rows` due reminders and have the workers' sweeps send them all. With the
+    worker's pid, also count the CPU time each process spent on them."""
     appointments = workload.appointments(min(rows, 500))
     first, last = workload.due_reminders(appointments, rows, channels)
     due = Notification.objects.filter(pk__range=(first, last))
     progress(f"sweep: {rows:,} due {'/'.join(channels)} rows, {concurrency} sweep tasks a round")
+    cpu_before = services.cpu_seconds_by_process(worker_pid) if worker_pid else None
     started = time.time()
     rounds = _sweep_until_done(due, concurrency)
     sent = due.filter(status=NotificationStatus.SENT).aggregate(n=Count("pk"), last=Max("sent_at"))
     per_s = sent["n"] / (sent["last"].timestamp() - started) if sent["n"] else 0.0
-    return Sweep(rows, sent["n"], per_s, rounds)
+    cpu_ms = None
+    if worker_pid and sent["n"]:
+        cpu_after = services.cpu_seconds_by_process(worker_pid)
+        cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / sent["n"] for name in cpu_after}
+        cpu_ms["machine busy %"] = 100 * cpu_ms["machine busy"] / cpu_ms.pop("machine total")
+    return Sweep(rows, sent["n"], per_s, rounds, cpu_ms)
 
 
 def _sweep_until_done(rows, concurrency):

@@ -80,7 +80,8 @@ def table(run):
             f"{run.sweep.rows:,} due rows, half email, half SMS; {options.concurrency} sweep tasks a round",
             (
                 f"{run.sweep.per_s:,.0f} notifications/s ({run.sweep.per_s / baseline.consumed_per_s:.2f}× baseline)"
-                f"{_shortfall(run.sweep.sent, run.sweep.rows)}; {run.sweep.rounds} round(s)"
+                f"{_shortfall(run.sweep.sent, run.sweep.rows)}; {run.sweep.rounds} round(s); "
+                f"CPU ms per notification: {_cpu(run.sweep.cpu_ms)}"
             ),
         ),
         (
@@ -125,6 +126,14 @@ def _rate_limit_rows(limits, options):
             ),
         ),
     ]
+
+
+def _cpu(cpu_ms):
+    """CPU time per notification by process, and how busy the whole machine was meanwhile."""
+    cpu_ms = dict(cpu_ms)
+    busy_ms, busy_percent = cpu_ms.pop("machine busy"), cpu_ms.pop("machine busy %")
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_ms.items())
+    return f"{parts}; the whole machine {busy_ms:.2f} ms, its {os.cpu_count()} cores {busy_percent:.0f} % busy"
 
 
 def _deviation(rate, limit):

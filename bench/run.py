@@ -24,7 +24,7 @@ def run(options):
         baseline = measure.baseline(options.noops, options.redis_url)
         burst = measure.bookings(base_url, token, options.bookings, options.clients, standin)
         paced = measure.bookings(base_url, token, options.paced, options.clients, standin, rate=options.paced_rate)
-        sweep = measure.sweep(options.sweep_rows, options.concurrency)
+        sweep = measure.sweep(options.sweep_rows, options.concurrency, worker_pid=worker.pid)
         peak_rss = services.peak_rss_bytes(worker.pid)
         progress("stopping the worker and gunicorn")
     rate_limits = None if options.skip_rate_limit else measure_rate_limits(options)

@@ -160,6 +160,36 @@ def peak_rss_bytes(pid):
     return sum(_status_kib(p, "VmHWM") for p in [pid, *_descendants(pid)]) * 1024
 
 
+def cpu_seconds_by_process(worker_pid):
+    """CPU seconds (user + system) used so far by each part of the machine's work: the worker
+    and its pool's children, every PostgreSQL and Redis server process, and this process
+    (the stand-in Twilio server's threads and the benchmark's polling)."""
+    groups = {"worker": [worker_pid, *_descendants(worker_pid)], "PostgreSQL": [], "Redis": [], "stand-in and benchmark": [os.getpid()]}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            name = stat.read_text().partition("(")[2].partition(")")[0]
+            if name == "postgres":
+                groups["PostgreSQL"].append(int(stat.parent.name))
+            elif name == "redis-server":
+                groups["Redis"].append(int(stat.parent.name))
+    used = {group: sum(_cpu_seconds(pid) for pid in pids) for group, pids in groups.items()}
+    return used | dict(zip(("machine busy", "machine total"), _machine_cpu_seconds()))
+
+
+def _machine_cpu_seconds():
+    """CPU seconds the whole machine spent busy, and in all, summed over its cores (/proc/stat)."""
+    user, nice, system, idle, iowait, *rest = map(int, Path("/proc/stat").read_text().split("\n")[0].split()[1:])
+    total = user + nice + system + idle + iowait + sum(rest[:3])  # irq, softirq, steal
+    return (total - idle - iowait) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid):
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+    return 0.0
+
+
 def _status_kib(pid, key):
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith(f"{key}:"):
