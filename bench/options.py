@@ -25,8 +25,10 @@ SIZES = {
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench", description=bench.__doc__)
     parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
-    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default="threads", help="worker pool (default threads)")
-    parser.add_argument("--concurrency", type=int, default=8, help="worker concurrency (default 8)")
+    # The worker as docker-compose deploys it: Celery's prefork pool, four processes (each
+    # sending a batch's messages on NOTIFICATIONS_SEND_THREADS threads).
+    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default="prefork", help="worker pool (default prefork)")
+    parser.add_argument("--concurrency", type=int, default=4, help="worker concurrency (default 4)")
     for name, (full, quick, text) in SIZES.items():
         parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full:,}; {quick:,} with --quick)")
     parser.add_argument("--paced-rate", type=float, default=20.0, help="bookings per second of the paced run (default 20)")

@@ -12,7 +12,7 @@ INTRO = """# Performance
 
 `make bench` (`python -m bench`; `--quick` for a small run, `--help` for the options) runs the
 service as deployed, on this machine: gunicorn's sync workers, a `celery -A config worker`
-subprocess, PostgreSQL, Redis, and the real twilio client talking to the stand-in Twilio server
+subprocess (prefork pool, 4 processes, as in docker-compose.yml), PostgreSQL, Redis, and the real twilio client talking to the stand-in Twilio server
 of `tests/twilio_standin.py` (in the benchmark's process). Email goes to Django's locmem
 backend, which keeps every message in the worker's memory (row 5 includes them); `DJANGO_DEBUG`
 is off. It needs PostgreSQL (`BENCH_DATABASE_URL`, default
@@ -34,7 +34,10 @@ The rows:
    instead of as fast as the clients go.
 3. **Sweep**: due rows inserted directly, sent by `notifications.sweep_due` tasks on the
    worker (as many at once as its concurrency, enqueued again until nothing is due); rate from
-   the first enqueue to the last `sent_at`.
+   the first enqueue to the last `sent_at`. CPU time per notification sent, from `/proc`: the
+   worker with its pool's processes, every PostgreSQL and Redis server process (other
+   databases' included), and the benchmark's own process, which runs the stand-in Twilio
+   server; and the whole machine's busy time, with how busy its cores were meanwhile.
 4. **Claim cost**: the median time of `notifications.delivery.claim_due_batch(100)`, run in the
    benchmark's process with the worker stopped, in a table of mostly sent history, small and
    then large (the claimed rows are put back between claims).
