@@ -260,13 +260,11 @@ def record_outcomes(outcomes):
     history. Returns the ids won."""
     if not outcomes:
         return set()
+    ids = [o.notification.pk for o in outcomes]
+    tokens = {o.notification.claim_token for o in outcomes}
     won = set(
         Notification.objects.select_for_update()
-        .filter(
-            pk__in=[o.notification.pk for o in outcomes],
-            status=NotificationStatus.SENDING,
-            claim_token__in={o.notification.claim_token for o in outcomes},
-        )
+        .filter(pk__in=ids, status=NotificationStatus.SENDING, claim_token__in=tokens)
         .values_list("pk", flat=True)
     )
     winners = [o for o in outcomes if o.notification.pk in won]
@@ -275,6 +273,7 @@ def record_outcomes(outcomes):
         shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
     for columns, group in shapes.items():
         _update_each(columns, group)
+    attempted = [o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING]
     NotificationAttempt.objects.bulk_create(
         NotificationAttempt(
             notification_id=o.notification.pk,
@@ -286,8 +285,7 @@ def record_outcomes(outcomes):
             error_code=o.fields["error_code"],
             provider_message_id=o.fields.get("provider_message_id", ""),
         )
-        for o in outcomes
-        if o.fields["status"] != NotificationStatus.PENDING
+        for o in attempted
     )
     for o in winners:
         for name, value in o.fields.items():
@@ -307,15 +305,12 @@ def _update_each(columns, outcomes):
         f"UPDATE {quote(Notification._meta.db_table)} SET {assignments}, {quote('claim_token')} = NULL "
         f"WHERE {quote('id')} = %s"
     )
-    params = [
-        [
-            *(field.get_db_prep_save(value, connection) for field, value in zip(fields, (*(o.fields[c] for c in columns), o.now))),
-            o.notification.pk,
-        ]
-        for o in outcomes
-    ]
+    rows = []
+    for o in outcomes:
+        values = {**o.fields, "updated_at": o.now}
+        rows.append([*(field.get_db_prep_save(values[field.name], connection) for field in fields), o.notification.pk])
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
+        cursor.executemany(sql, rows)
 
 
 class NotificationAttempt(models.Model):
