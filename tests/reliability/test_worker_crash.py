@@ -6,7 +6,8 @@ per row in flight at the kill): the lease gives at-least-once delivery, by desig
 
 Around it: a sweep batch that outlives its lease sends no row twice (2b); a reclaimed send
 Twilio had accepted is looked up, not sent again (2c); a worker killed mid-sweep duplicates at
-most its sends in flight, since each outcome is written as its send completes (2d)."""
+most its sends in flight, since each outcome is written as its send completes, with those
+done within 10 ms of it (2d)."""
 import threading
 import time
 from datetime import timedelta
