@@ -11,10 +11,12 @@ import pytest
 from django.conf import settings
 from django.core import mail
 from django.utils import timezone
-from kombu import pools
+from kombu import Connection, pools
+from kombu.transport import redis as kombu_redis
 
 from appointments.models import Appointment
 from config.celery import app as celery_app
+from notifications import dispatch
 from notifications.models import Notification
 from tests.conftest import settled
 
@@ -323,3 +325,62 @@ def test_booking_succeeds_within_the_socket_timeouts_when_the_broker_hangs(
     assert "broker unavailable" in caplog.text
     rows = Notification.objects.filter(appointment_id=response.json()["id"], kind="booking_confirmation")
     assert sorted(rows.values_list("status", flat=True)) == ["pending", "pending"]
+
+
+# Publishing keeps its broker connection between bookings, and drops one that failed
+
+
+@pytest.fixture
+def connects(monkeypatch):
+    """The broker connections opened (each a TCP connect and a handshake), in order."""
+    opened = []
+    establish = Connection._establish_connection
+
+    def counted(connection):
+        opened.append(connection)
+        return establish(connection)
+
+    monkeypatch.setattr(Connection, "_establish_connection", counted)
+    return opened
+
+
+def test_publishes_share_one_broker_connection(celery_broker, connects):
+    celery_app.control.purge()
+    before = len(connects)
+    try:
+        for ids in ([1], [2], [3]):
+            dispatch.enqueue(ids)
+
+        assert len(connects) - before <= 1  # none when an earlier test left the connection open
+        with celery_app.connection_for_write() as connection:
+            assert connection.default_channel.client.llen("celery") == 3
+    finally:
+        celery_app.control.purge()
+
+
+def test_a_connection_that_failed_is_not_used_again(celery_broker, connects, monkeypatch, caplog):
+    celery_app.control.purge()
+    put = kombu_redis.Channel._put
+    failures = iter([ConnectionError("connection reset by peer")])
+
+    def put_failing_once(channel, *args, **kwargs):
+        failure = next(failures, None)
+        if failure:
+            raise failure
+        return put(channel, *args, **kwargs)
+
+    monkeypatch.setattr(kombu_redis.Channel, "_put", put_failing_once)
+    try:
+        with caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+            dispatch.enqueue([1])
+            assert "broker unavailable" in caplog.text
+            caplog.clear()
+            opened = len(connects)
+            dispatch.enqueue([2])
+
+        assert len(connects) == opened + 1  # a fresh connection, not the one that failed
+        assert "broker unavailable" not in caplog.text
+        with celery_app.connection_for_write() as connection:
+            assert connection.default_channel.client.llen("celery") == 1
+    finally:
+        celery_app.control.purge()
