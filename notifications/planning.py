@@ -3,8 +3,7 @@ an outbox); the rows due now are handed to the broker once that transaction comm
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, connections, router, transaction
-from django.db.models.constants import OnConflict
+from django.db import IntegrityError, transaction
 
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
@@ -77,45 +76,11 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
-    inserted = _insert(rows)
-    if inserted is not None:
-        due_now = [pk for pk, kind, status in inserted if kind == notice_kind and status == NotificationStatus.PENDING]
-    else:
-        due_now = Notification.objects.filter(
-            appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
-        ).values_list("id", flat=True)
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    due_now = Notification.objects.filter(
+        appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+    ).values_list("id", flat=True)
     enqueue_on_commit(list(due_now))
-
-
-def _insert(rows):
-    """Insert the rows the planned-once key lets in. Returns (id, kind, status) of each row when
-    all went in, or None when some were refused (a replayed event: the caller reads back which
-    rows are due) or the database cannot say.
-
-    bulk_create(ignore_conflicts=True) sets no primary keys, and reading the due rows back took
-    a query of its own (a sixth of a booking's CPU); INSERT ... ON CONFLICT DO NOTHING RETURNING
-    answers in the same statement. QuerySet._insert is what bulk_create itself calls."""
-    using = router.db_for_write(Notification)
-    connection = connections[using]
-    if not connection.features.can_return_rows_from_bulk_insert:
-        Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        return None
-    opts = Notification._meta
-    fields = [field for field in opts.concrete_fields if not field.generated and field is not opts.pk]
-    returning = [opts.pk, opts.get_field("kind"), opts.get_field("status")]
-    batch = max(connection.ops.bulk_batch_size(fields, rows), 1)
-    inserted = []
-    with transaction.atomic(using=using, savepoint=False):
-        for start in range(0, len(rows), batch):
-            inserted += Notification.objects._insert(
-                rows[start : start + batch],
-                fields=fields,
-                returning_fields=returning,
-                using=using,
-                on_conflict=OnConflict.IGNORE,
-            )
-    inserted = [row for row in inserted if row is not None]  # a lone refused row comes back as None
-    return inserted if len(inserted) == len(rows) else None
 
 
 def plan_booking(appointment, occurred_at):

@@ -4,13 +4,11 @@ rows stay where planning put them (on_commit never fires inside the test's trans
 from datetime import timedelta
 
 import pytest
-from django.db import IntegrityError, connection, transaction
-from django.test.utils import CaptureQueriesContext
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from appointments.models import Appointment
 from appointments.signals import appointment_booked
-from notifications import dispatch
 from notifications.delivery import send_notification
 from notifications.models import Notification
 
@@ -145,27 +143,6 @@ def test_replaying_booking_signal_creates_no_duplicate_rows(book, make_patient):
     after = sorted(Notification.objects.filter(appointment=appointment).values_list("id", "kind", "channel"))
     assert after == before
     assert len(after) == 10
-
-
-def test_pending_confirmations_go_to_the_broker_on_commit_and_again_on_replay(
-    book, make_patient, monkeypatch, django_capture_on_commit_callbacks
-):
-    enqueued = []
-    monkeypatch.setattr(dispatch, "enqueue", enqueued.append)
-    patient = make_patient(channels=["email", "sms", "in_app"], opted_out=["sms"])
-
-    with CaptureQueriesContext(connection) as queries, django_capture_on_commit_callbacks(execute=True):
-        appointment = book(patient)
-    confirmations = Notification.objects.filter(appointment=appointment, kind="booking_confirmation")
-    pending = sorted(confirmations.filter(status="pending").values_list("id", flat=True))
-    assert len(pending) == 2  # the SMS confirmation is skipped: opted out
-    assert [sorted(ids) for ids in enqueued] == [pending]
-    # The INSERT says which rows it made: nothing is read back.
-    assert not [q for q in queries if q["sql"].startswith("SELECT") and "notifications_notification" in q["sql"]]
-
-    with django_capture_on_commit_callbacks(execute=True):
-        appointment_booked.send(Appointment, appointment=appointment, occurred_at=appointment.created_at)
-    assert [sorted(ids) for ids in enqueued] == [pending, pending]
 
 
 def test_direct_duplicate_insert_is_refused_by_notification_planned_once(book):
