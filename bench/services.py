@@ -184,9 +184,11 @@ def _machine_cpu_seconds():
 
 
 def _cpu_seconds(pid):
+    """A process's CPU time and that of its children that ended (PostgreSQL's backends and a
+    pool's processes come and go: the parent's count keeps what they used)."""
     with contextlib.suppress(OSError):
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        return sum(map(int, fields[11:15])) / os.sysconf("SC_CLK_TCK")  # utime, stime, cutime, cstime
     return 0.0
 
 
