@@ -75,18 +75,11 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
     rows = [_row(appointment, notice_kind, channel, occurred_at, context) for channel in appointment.patient.channels]
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
-    try:
-        # A first event's rows all go in, and the INSERT returns their ids.
-        with transaction.atomic():
-            Notification.objects.bulk_create(rows)
-        due_now = [row.pk for row in rows if row.kind == notice_kind and row.status == NotificationStatus.PENDING]
-    except IntegrityError:
-        # A replayed event: the uniqueness key drops the rows it already planned, and which
-        # of them are still due is read back.
-        Notification.objects.bulk_create(rows, ignore_conflicts=True)
-        due_now = Notification.objects.filter(
-            appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
-        ).values_list("id", flat=True)
+    # The database's uniqueness key drops the rows a replayed event already planned.
+    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    due_now = Notification.objects.filter(
+        appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+    ).values_list("id", flat=True)
     enqueue_on_commit(list(due_now))
 
 
