@@ -12,14 +12,15 @@ INTRO = """# Performance
 
 `make bench` (`python -m bench`; `--quick` for a small run, `--help` for the options) runs the
 service as deployed, on this machine: gunicorn's sync workers, a `celery -A config worker`
-subprocess (prefork pool, 4 processes, as in docker-compose.yml), PostgreSQL, Redis, and the real twilio client talking to the stand-in Twilio server
-of `tests/twilio_standin.py` (in the benchmark's process). Email goes to Django's locmem
-backend, which keeps every message in the worker's memory (row 5 includes them); `DJANGO_DEBUG`
-is off. It needs PostgreSQL (`BENCH_DATABASE_URL`, default
-`postgres://postgres@127.0.0.1:5432/notifications_bench`, created and migrated if missing) and
-Redis (`BENCH_REDIS_URL`, default `redis://127.0.0.1:6379/9`, flushed at the start). Nothing is
-asserted: speed is reported, never judged. Each section records the machine's load average:
-compare runs made at similar load, since other processes on the machine take CPU from these.
+subprocess (prefork pool, 4 processes, as in docker-compose.yml), PostgreSQL, Redis, and the
+real twilio client talking to the stand-in Twilio server of `tests/twilio_standin.py` (in the
+benchmark's process). Email goes to Django's locmem backend, which keeps every message in the
+worker's memory (row 5 includes them); `DJANGO_DEBUG` is off. It needs PostgreSQL
+(`BENCH_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/notifications_bench`, created
+and migrated if missing) and Redis (`BENCH_REDIS_URL`, default `redis://127.0.0.1:6379/9`,
+flushed at the start). Nothing is asserted: speed is reported, never judged. Each section
+records the machine's load average: compare runs made at similar load, since other processes
+on the machine take CPU from these.
 
 The rows:
 
