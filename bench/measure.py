@@ -171,6 +171,7 @@ class Sweep:
     per_s: float
     rounds: int
     cpu_ms: dict | None = None  # CPU milliseconds per notification sent, by process, when asked
+    busy_percent: float | None = None  # how busy the machine's cores were meanwhile
 
 
 def sweep(rows, concurrency, channels=workload.CHANNELS, worker_pid=None):
@@ -185,12 +186,13 @@ def sweep(rows, concurrency, channels=workload.CHANNELS, worker_pid=None):
     rounds = _sweep_until_done(due, concurrency)
     sent = due.filter(status=NotificationStatus.SENT).aggregate(n=Count("pk"), last=Max("sent_at"))
     per_s = sent["n"] / (sent["last"].timestamp() - started) if sent["n"] else 0.0
-    cpu_ms = None
+    result = Sweep(rows, sent["n"], per_s, rounds)
     if worker_pid and sent["n"]:
-        cpu_after = services.cpu_seconds_by_process(worker_pid)
-        cpu_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / sent["n"] for name in cpu_after}
-        cpu_ms["machine busy %"] = 100 * cpu_ms["machine busy"] / cpu_ms.pop("machine total")
-    return Sweep(rows, sent["n"], per_s, rounds, cpu_ms)
+        used = {name: after - cpu_before[name] for name, after in services.cpu_seconds_by_process(worker_pid).items()}
+        total = used.pop("machine total")
+        result.cpu_ms = {name: seconds * 1000 / sent["n"] for name, seconds in used.items()}
+        result.busy_percent = 100 * used["machine busy"] / total
+    return result
 
 
 def _sweep_until_done(rows, concurrency):

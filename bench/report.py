@@ -85,7 +85,7 @@ def table(run):
             (
                 f"{run.sweep.per_s:,.0f} notifications/s ({run.sweep.per_s / baseline.consumed_per_s:.2f}× baseline)"
                 f"{_shortfall(run.sweep.sent, run.sweep.rows)}; {run.sweep.rounds} round(s); "
-                f"CPU ms per notification: {_cpu(run.sweep.cpu_ms)}"
+                f"CPU ms per notification: {_cpu(run.sweep)}"
             ),
         ),
         (
@@ -132,12 +132,14 @@ def _rate_limit_rows(limits, options):
     ]
 
 
-def _cpu(cpu_ms):
+def _cpu(sweep):
     """CPU time per notification by process, and how busy the whole machine was meanwhile."""
-    cpu_ms = dict(cpu_ms)
-    busy_ms, busy_percent = cpu_ms.pop("machine busy"), cpu_ms.pop("machine busy %")
-    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in cpu_ms.items())
-    return f"{parts}; the whole machine {busy_ms:.2f} ms, its {os.cpu_count()} cores {busy_percent:.0f} % busy"
+    by_process = {name: ms for name, ms in sweep.cpu_ms.items() if name != "machine busy"}
+    parts = ", ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
+    return (
+        f"{parts}; the whole machine {sweep.cpu_ms['machine busy']:.2f} ms, "
+        f"its {os.cpu_count()} cores {sweep.busy_percent:.0f} % busy"
+    )
 
 
 def _deviation(rate, limit):
