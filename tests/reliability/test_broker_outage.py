@@ -150,7 +150,7 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
             time.sleep(1)
             sweep_due_notifications.delay()  # beat's schedule, condensed
         worker.stop(timeout=30)
-        reconnected = crashed or "Connected to redis" in worker.output().split(" ready.", 1)[1]
+        reconnected = bool(crashed) or "Connected to redis" in worker.output().split(" ready.", 1)[1]
 
     publishes_failed = sum("broker unavailable" in r.getMessage() for r in caplog.records)
     sms = sms_by_recipient(twilio)
