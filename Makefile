@@ -1,10 +1,10 @@
-# `make run` starts the whole service on its embedded defaults; `make test` runs the suite;
+# `make lint` runs ruff as CI does; `make run` starts the whole service on its embedded defaults; `make test` runs the suite;
 # `make bench` measures it (PostgreSQL and Redis on loopback; see docs/PERFORMANCE.md).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install run test bench
+.PHONY: install lint run test bench
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(VENV)/.installed: requirements.txt
 	touch $@
 
 install: $(VENV)/.installed
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 run: install
 	$(BIN)/python scripts/run.py

@@ -1,4 +1,5 @@
 """Who may see what: staff see everything, a patient only their own."""
+
 from .models import Appointment, Patient
 
 

@@ -28,5 +28,8 @@ class AppointmentAdmin(admin.ModelAdmin):
             super().save_model(request, obj, form, change)
             return
         # A booking made in the admin notifies the patient like one made through the API.
-        fields = {name: form.cleaned_data[name] for name in ("patient", "provider", "starts_at", "duration_minutes", "location", "reason")}
+        fields = {
+            name: form.cleaned_data[name]
+            for name in ("patient", "provider", "starts_at", "duration_minutes", "location", "reason")
+        }
         obj.pk = services.book(**fields).pk

@@ -18,6 +18,7 @@ transaction that first inserts the key's row (unique per user and key) and then 
 Keys live IDEMPOTENCY_KEY_TTL_SECONDS (24 hours): an older key counts as new, and the daily beat
 task `appointments.purge_idempotency_keys` deletes expired rows.
 """
+
 import functools
 import hashlib
 import json

@@ -109,8 +109,17 @@ class AppointmentSerializer(serializers.ModelSerializer):
     class Meta:
         model = Appointment
         fields = [
-            "id", "patient", "provider", "starts_at", "duration_minutes", "location", "reason",
-            "status", "cancel_reason", "created_at", "updated_at",
+            "id",
+            "patient",
+            "provider",
+            "starts_at",
+            "duration_minutes",
+            "location",
+            "reason",
+            "status",
+            "cancel_reason",
+            "created_at",
+            "updated_at",
         ]
         read_only_fields = ["status", "cancel_reason", "created_at", "updated_at"]
 

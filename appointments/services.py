@@ -1,4 +1,5 @@
 """The appointment write paths. Each runs in one transaction and announces its event."""
+
 from django.db import transaction
 
 from .models import Appointment, AppointmentStatus

@@ -12,7 +12,10 @@ from .serializers import AppointmentSerializer, CancelSerializer, PatientSeriali
 
 
 class PatientViewSet(
-    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.ListModelMixin,
     viewsets.GenericViewSet,
 ):
     """Staff register patients; a patient reads and changes their own preferences."""

@@ -1,4 +1,5 @@
 """python -m bench: point Django at the benchmark's database and broker, then run it."""
+
 import os
 import sys
 
@@ -10,6 +11,6 @@ options = parse_args(sys.argv[1:])
 os.environ.update(options.django_env)
 django.setup()
 
-from bench.run import run  # only once Django is set up
+from bench.run import run  # noqa: E402 - only once Django is set up
 
 run(options)

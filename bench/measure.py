@@ -1,5 +1,6 @@
 """The measurements. Each one sets up its own rows, runs, waits (never unboundedly) for the
 work to finish, and returns a small result for the report."""
+
 import bisect
 import statistics
 import sys

@@ -1,4 +1,5 @@
 """Command-line options. --quick scales every workload down; each size can also be set alone."""
+
 import argparse
 import os
 import shlex
@@ -27,18 +28,40 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="a small run of every measurement")
     # The worker as docker-compose deploys it: Celery's prefork pool, four processes (each
     # sending a batch's messages on NOTIFICATIONS_SEND_THREADS threads).
-    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default="prefork", help="worker pool (default prefork)")
+    parser.add_argument(
+        "--pool", choices=["threads", "prefork", "solo"], default="prefork", help="worker pool (default prefork)"
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="worker concurrency (default 4)")
     for name, (full, quick, text) in SIZES.items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full:,}; {quick:,} with --quick)")
-    parser.add_argument("--paced-rate", type=float, default=20.0, help="bookings per second of the paced run (default 20)")
-    parser.add_argument("--rate-limit", type=float, default=20.0, help="Twilio sends per second the worker is limited to in row 6a (default 20)")
-    parser.add_argument("--high-rate-limit", type=float, default=10_000.0, help="a limit far above the achievable rate, for row 6b (default 10,000)")
-    parser.add_argument("--skip-rate-limit", action="store_true", help="leave out rows 6a and 6b (three worker restarts)")
+        parser.add_argument(
+            f"--{name.replace('_', '-')}", type=int, help=f"{text} (default {full:,}; {quick:,} with --quick)"
+        )
+    parser.add_argument(
+        "--paced-rate", type=float, default=20.0, help="bookings per second of the paced run (default 20)"
+    )
+    parser.add_argument(
+        "--rate-limit",
+        type=float,
+        default=20.0,
+        help="Twilio sends per second the worker is limited to in row 6a (default 20)",
+    )
+    parser.add_argument(
+        "--high-rate-limit",
+        type=float,
+        default=10_000.0,
+        help="a limit far above the achievable rate, for row 6b (default 10,000)",
+    )
+    parser.add_argument(
+        "--skip-rate-limit", action="store_true", help="leave out rows 6a and 6b (three worker restarts)"
+    )
     parser.add_argument("--clients", type=int, default=8, help="concurrent HTTP clients (default 8)")
     parser.add_argument("--web-workers", type=int, default=3, help="gunicorn sync workers, as deployed (default 3)")
-    parser.add_argument("--output", type=Path, help="the Markdown file to write (default docs/PERFORMANCE.md; none with --quick)")
-    parser.add_argument("--section", default="Latest run", help="the section of the output the table goes in, replaced if present")
+    parser.add_argument(
+        "--output", type=Path, help="the Markdown file to write (default docs/PERFORMANCE.md; none with --quick)"
+    )
+    parser.add_argument(
+        "--section", default="Latest run", help="the section of the output the table goes in, replaced if present"
+    )
     options = parser.parse_args(argv)
     for name, (full, quick, _) in SIZES.items():
         if getattr(options, name) is None:

@@ -1,4 +1,5 @@
 """The results as one Markdown table: printed, and written to a section of docs/PERFORMANCE.md."""
+
 import datetime
 import os
 import platform
@@ -172,7 +173,9 @@ def _percentiles(seconds):
 
 def _markdown(rows):
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths)) + " |" for row in rows]
+    lines = [
+        "| " + " | ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) + " |" for row in rows
+    ]
     lines.insert(1, "| " + " | ".join("-" * width for width in widths) + " |")
     return "\n".join(lines)
 

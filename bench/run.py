@@ -1,5 +1,6 @@
 """The measurements in order, with the stand-in, the worker and the web server started before
 and stopped after (in finally blocks) whatever happens."""
+
 import contextlib
 import os
 
@@ -31,7 +32,14 @@ def run(options):
     # With the worker stopped, so that nothing else claims or competes for the CPU.
     claims = measure.claim_cost(options.table_rows)
     results = report.Run(
-        options, baseline, burst, paced, sweep, claims, peak_rss, rate_limits,
+        options,
+        baseline,
+        burst,
+        paced,
+        sweep,
+        claims,
+        peak_rss,
+        rate_limits,
         versions=services.versions(options.redis_url),
         load=(load_at_start, os.getloadavg()[0]),
     )

@@ -1,6 +1,7 @@
 """What the benchmark runs against: its PostgreSQL database and Redis, the stand-in Twilio
 server (in this process), and gunicorn and a Celery worker as subprocesses, each a context
 manager that stops the process (and its children) on the way out."""
+
 import contextlib
 import os
 import signal
@@ -90,8 +91,20 @@ def twilio_standin():
 def web(env, workers):
     """gunicorn as deployed (sync workers) on a free loopback port; yields its base URL."""
     port = free_port()
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), "--timeout", "30", "--log-level", "warning"]
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        "--timeout",
+        "30",
+        "--log-level",
+        "warning",
+    ]
     with subprocess_running("web", command, env) as process:
         base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _healthy(base_url), process, "web")
@@ -102,9 +115,24 @@ def web(env, workers):
 def worker(env, pool, concurrency, name="worker"):
     """`celery -A config worker` with the baseline's no-op task; yields the process. Its log
     is var/bench/{name}.log."""
-    command = [sys.executable, "-m", "celery", "-A", "config", "worker", "-I", "bench.tasks",
-               "--pool", pool, "--concurrency", str(concurrency), "--loglevel", "WARNING",
-               "--hostname", f"bench-{os.getpid()}@%h"]
+    command = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-I",
+        "bench.tasks",
+        "--pool",
+        pool,
+        "--concurrency",
+        str(concurrency),
+        "--loglevel",
+        "WARNING",
+        "--hostname",
+        f"bench-{os.getpid()}@%h",
+    ]
     with subprocess_running(name, command, env) as process:
         wait_until(lambda: app.control.ping(timeout=0.5), process, name)
         yield process
@@ -115,7 +143,9 @@ def subprocess_running(name, command, env):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"{name}.log", "wb") as log:
         # Its own session, so that a process that ignores SIGTERM goes with its children.
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield process
     finally:
@@ -164,7 +194,12 @@ def cpu_seconds_by_process(worker_pid):
     """CPU seconds (user + system) used so far by each part of the machine's work: the worker
     and its pool's children, every PostgreSQL and Redis server process, and this process
     (the stand-in Twilio server's threads and the benchmark's polling)."""
-    groups = {"worker": [worker_pid, *_descendants(worker_pid)], "PostgreSQL": [], "Redis": [], "stand-in and benchmark": [os.getpid()]}
+    groups = {
+        "worker": [worker_pid, *_descendants(worker_pid)],
+        "PostgreSQL": [],
+        "Redis": [],
+        "stand-in and benchmark": [os.getpid()],
+    }
     for stat in Path("/proc").glob("[0-9]*/stat"):
         with contextlib.suppress(OSError):
             name = stat.read_text().partition("(")[2].partition(")")[0]
@@ -173,7 +208,7 @@ def cpu_seconds_by_process(worker_pid):
             elif name == "redis-server":
                 groups["Redis"].append(int(stat.parent.name))
     used = {group: sum(_cpu_seconds(pid) for pid in pids) for group, pids in groups.items()}
-    return used | dict(zip(("machine busy", "machine total"), _machine_cpu_seconds()))
+    return used | dict(zip(("machine busy", "machine total"), _machine_cpu_seconds(), strict=True))
 
 
 def _machine_cpu_seconds():

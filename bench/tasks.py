@@ -1,5 +1,6 @@
 """The baseline's task: it does nothing but count itself, so the benchmark knows when all ran.
 The worker loads it with `-I bench.tasks`."""
+
 import functools
 
 import redis

@@ -1,5 +1,6 @@
 """What the benchmark writes to the database: a staff user, patients and appointments, due
 rows for the sweep, and rows by the million for the claim measurement."""
+
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model

@@ -1,4 +1,5 @@
 """Typed reads of the environment, each with its embedded default."""
+
 import os
 from datetime import time
 

@@ -1,4 +1,5 @@
 """GET /healthz: does the database answer, does the broker answer. Fast: short timeouts."""
+
 import redis
 from django.conf import settings
 from django.db import connection

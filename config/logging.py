@@ -1,4 +1,5 @@
 """Log formatting: JSON lines in production, and phone numbers masked everywhere."""
+
 import json
 import logging
 import re
@@ -6,7 +7,16 @@ import re
 # A number as written (+14155550123) or URL-encoded in a query string (%2B14155550123).
 PHONE = re.compile(r"(?:\+|%2B)\d{4,11}(\d{4})\b", re.IGNORECASE)
 # Fields a record may carry through `extra=` (the delivery log line sets them).
-EXTRA_FIELDS = ("notification_id", "appointment_id", "channel", "kind", "outcome", "attempt", "latency_ms", "error_code")
+EXTRA_FIELDS = (
+    "notification_id",
+    "appointment_id",
+    "channel",
+    "kind",
+    "outcome",
+    "attempt",
+    "latency_ms",
+    "error_code",
+)
 
 
 def mask_phone_numbers(text):

@@ -1,5 +1,6 @@
 """Settings, read from the environment (12-factor). Every variable is optional: the defaults
 are the embedded ones (SQLite under var/, Redis on loopback, console email and SMS)."""
+
 from pathlib import Path
 
 import dj_database_url
@@ -16,7 +17,9 @@ VAR_DIR = BASE_DIR / "var"
 PRODUCTION = env_str("DJANGO_ENV", "development") == "production"
 DEBUG = env_bool("DJANGO_DEBUG", not PRODUCTION)
 SECRET_KEY = env_str("DJANGO_SECRET_KEY") or ("" if PRODUCTION else "insecure-development-key")
-ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"])
+ALLOWED_HOSTS = env_list(
+    "DJANGO_ALLOWED_HOSTS", [] if PRODUCTION else ["localhost", "127.0.0.1", "[::1]", "testserver"]
+)
 if PRODUCTION:
     if DEBUG:
         raise ImproperlyConfigured("DJANGO_DEBUG must be off when DJANGO_ENV=production")
@@ -77,9 +80,7 @@ TEMPLATES = [
 
 # Database: DATABASE_URL, else a SQLite file under var/.
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60
-    )
+    "default": dj_database_url.parse(env_str("DATABASE_URL") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}", conn_max_age=60)
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     VAR_DIR.mkdir(exist_ok=True)

@@ -17,7 +17,17 @@ class AttemptInline(admin.TabularInline):
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
-    list_display = ["id", "kind", "channel", "status", "scheduled_for", "attempts", "next_attempt_at", "delivery_status", "error_code"]
+    list_display = [
+        "id",
+        "kind",
+        "channel",
+        "status",
+        "scheduled_for",
+        "attempts",
+        "next_attempt_at",
+        "delivery_status",
+        "error_code",
+    ]
     list_filter = ["status", "channel", "kind", "delivery_status", "scheduled_for"]
     search_fields = ["patient__name", "patient__email", "provider_message_id", "recipient"]
     date_hierarchy = "scheduled_for"
@@ -26,8 +36,18 @@ class NotificationAdmin(admin.ModelAdmin):
     actions = ["retry_selected", "cancel_selected"]
     # Status changes only through the state machine's transitions (the actions below).
     readonly_fields = [
-        "status", "attempts", "next_attempt_at", "claimed_at", "last_error", "error_code",
-        "provider_message_id", "delivery_status", "sent_at", "read_at", "created_at", "updated_at",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "claimed_at",
+        "last_error",
+        "error_code",
+        "provider_message_id",
+        "delivery_status",
+        "sent_at",
+        "read_at",
+        "created_at",
+        "updated_at",
     ]
 
     @admin.action(description="Retry selected failed notifications")

@@ -1,4 +1,5 @@
 """The notification endpoints: an appointment's rows, the staff list and retry, the inbox."""
+
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, viewsets
@@ -19,8 +20,19 @@ class NotificationSerializer(serializers.ModelSerializer):
     class Meta:
         model = Notification
         fields = [
-            "id", "appointment", "channel", "kind", "status", "scheduled_for", "attempts", "next_attempt_at",
-            "last_error", "error_code", "provider_message_id", "delivery_status", "sent_at",
+            "id",
+            "appointment",
+            "channel",
+            "kind",
+            "status",
+            "scheduled_for",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "error_code",
+            "provider_message_id",
+            "delivery_status",
+            "sent_at",
         ]
 
 

@@ -1,6 +1,7 @@
 """Sending: claim a row, render it, hand it to its channel, record the outcome.
 
 The callers (Celery tasks, the sweep, the management command) only choose which rows."""
+
 import logging
 import time
 from collections import Counter
@@ -83,7 +84,9 @@ def _attempt(notification):
         )
     except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in SENDING
         logger.exception("notification %s: unexpected error while sending", notification.pk)
-        return notification.outcome(NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal")
+        return notification.outcome(
+            NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal"
+        )
     return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
 
 

@@ -2,6 +2,7 @@
 errors, and the failures per channel. Sent by beat's notifications.send_staff_digest
 (tasks/digest.py), and only when there is something to report: a row died, or a send
 attempt failed, in the period."""
+
 import logging
 from datetime import timedelta
 

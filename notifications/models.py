@@ -6,6 +6,7 @@ of them wins. A claim stamps the row with a fresh token; the outcome of a send i
 while the row still carries that token, so a worker whose lease expired cannot overwrite the
 outcome of the worker that took the row over.
 """
+
 import uuid
 from datetime import timedelta
 
@@ -327,3 +328,6 @@ class NotificationAttempt(models.Model):
 
     class Meta:
         ordering = ["notification", "number"]
+
+    def __str__(self):
+        return f"attempt {self.number}: {self.outcome}"

@@ -1,4 +1,5 @@
 """Figures about the queue, for the check command, the dashboard and health checks."""
+
 from datetime import timedelta
 
 from django.db.models import Count, Min, Q

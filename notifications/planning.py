@@ -1,5 +1,6 @@
 """Which rows an appointment event creates. Runs inside the event's transaction (the rows are
 an outbox); the rows due now are handed to the broker once that transaction commits."""
+
 from datetime import timedelta
 
 from django.conf import settings
@@ -64,10 +65,10 @@ def _reminder_rows(appointment, now, context):
     patient = appointment.patient
     reminders = [(at, channel) for at, channel in reminder_times(appointment.starts_at) if channel in patient.channels]
     for at, channel in adjust_reminders(reminders, appointment.starts_at, patient.timezone):
-            # A reminder whose time passed before it was planned is kept as a skipped row, so
-            # staff can see why the patient did not get it.
-            late = "reminder time had passed when the appointment was planned" if at <= now else ""
-            yield _row(appointment, NotificationKind.REMINDER, channel, at, context, skip_reason=late)
+        # A reminder whose time passed before it was planned is kept as a skipped row, so
+        # staff can see why the patient did not get it.
+        late = "reminder time had passed when the appointment was planned" if at <= now else ""
+        yield _row(appointment, NotificationKind.REMINDER, channel, at, context, skip_reason=late)
 
 
 def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts_at=None):

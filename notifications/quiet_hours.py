@@ -1,4 +1,5 @@
 """Quiet hours: no text message reminder in the middle of the patient's night."""
+
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 

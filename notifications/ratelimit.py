@@ -3,6 +3,7 @@
 Twilio accepts a bounded number of messages per second per sender; past it, it answers 429.
 Each send takes a token first; a send that finds none within a short wait goes back to the
 queue for the next sweep, and that is not counted as an attempt."""
+
 import functools
 import logging
 import time

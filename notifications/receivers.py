@@ -1,4 +1,5 @@
 """Appointment events plan their notifications in the event's own transaction."""
+
 from django.dispatch import receiver
 
 from appointments.signals import appointment_booked, appointment_cancelled, appointment_rescheduled

@@ -2,6 +2,7 @@
 
 Every template is looked up first under notifications/ (the clinic's overrides) and then at
 its plain path (the fallbacks shipped in templates/), as the seed did for email."""
+
 import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo

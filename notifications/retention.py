@@ -1,4 +1,5 @@
 """Old rows go, so the seed's "tracking" does not grow the table forever."""
+
 from datetime import timedelta
 
 from django.db.models import Q

@@ -1,4 +1,5 @@
 """Twilio's delivery receipts (status callbacks)."""
+
 import logging
 
 from django.conf import settings

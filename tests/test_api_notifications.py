@@ -1,5 +1,6 @@
 """Sending a row happens once however many claimers race for it; staff list rows by status,
 channel and kind, and put failed rows back in the queue."""
+
 import threading
 
 import pytest
@@ -120,9 +121,7 @@ def test_filter_matching_nothing_is_an_empty_list(staff_client, planned):
     assert listed(staff_client, status="failed") == []
 
 
-@pytest.mark.parametrize(
-    ("field", "value"), [("status", "lost"), ("channel", "fax"), ("kind", "birthday")]
-)
+@pytest.mark.parametrize(("field", "value"), [("status", "lost"), ("channel", "fax"), ("kind", "birthday")])
 def test_invalid_filter_value_is_refused_naming_the_field(staff_client, planned, field, value):
     response = staff_client.get(URL, {field: value})
 

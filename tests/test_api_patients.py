@@ -1,5 +1,6 @@
 """POST /api/patients/: staff register patients; bad input is refused, naming the field, and
 nothing is written."""
+
 import pytest
 
 from appointments.models import Patient

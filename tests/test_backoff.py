@@ -1,5 +1,6 @@
 """Retries with exponential backoff and full jitter, the attempt limit, permanent errors, and
 staff putting dead rows back in the queue."""
+
 import time
 from datetime import timedelta
 from io import StringIO
@@ -115,7 +116,9 @@ def test_each_retry_waits_a_jittered_backoff_within_its_ceiling(retried_until_se
     for failure in failures:
         ceiling = min(CAP, BASE * 2**failure.number)
         gap = (retries[failure.number] - failure.finished_at).total_seconds()
-        print(f"backoff after attempt {failure.number}: next_attempt_at - finished_at = {gap:.3f}s (ceiling {ceiling}s)")
+        print(
+            f"backoff after attempt {failure.number}: next_attempt_at - finished_at = {gap:.3f}s (ceiling {ceiling}s)"
+        )
         # next_attempt_at is computed from a clock read a few microseconds before the attempt
         # row's finished_at (two timezone.now() calls in models.py), hence the 1 ms allowance.
         assert -0.001 <= gap <= ceiling

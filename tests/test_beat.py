@@ -1,5 +1,6 @@
 """The beat schedule is configuration: django_celery_beat's DatabaseScheduler copies it into
 its tables, and a real `celery -A config beat` drives the sweep that replaced cron."""
+
 import os
 import subprocess
 import sys

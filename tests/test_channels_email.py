@@ -1,5 +1,6 @@
 """Email: the message's parts, and how SMTP replies are classified, against a small SMTP server
 on loopback whose replies each test scripts (4xx temporary, 5xx permanent)."""
+
 import socket
 import socketserver
 import threading

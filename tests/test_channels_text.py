@@ -1,5 +1,6 @@
 """SMS and WhatsApp through the real twilio client, talking to the stand-in Twilio server: the
 addresses it sends, how each kind of provider answer is classified, and the email fallback."""
+
 import socket
 import time
 from datetime import timedelta
@@ -178,7 +179,9 @@ def test_no_fallback_when_the_patient_already_gets_it_by_email(book, make_patien
 
     assert sms.status == "failed" and sms.is_dead
     assert not Notification.objects.filter(fallback_for=sms).exists()
-    assert Notification.objects.filter(appointment=appointment, kind="booking_confirmation", channel="email").count() == 1
+    assert (
+        Notification.objects.filter(appointment=appointment, kind="booking_confirmation", channel="email").count() == 1
+    )
     assert mail.outbox == []
 
 
@@ -194,4 +197,3 @@ def test_sms_and_whatsapp_failing_for_good_fall_back_to_one_email(book, make_pat
     assert [row.fallback_for_id for row in fallbacks] == [sms.pk]
     send_notification(fallbacks[0].pk)
     assert len(mail.outbox) == 1
-

@@ -1,5 +1,6 @@
 """The seed's commands: process_pending_notifications runs the sweep in this process, and
 check_pending_notifications reports the queue."""
+
 import json
 import re
 from datetime import timedelta
@@ -152,7 +153,9 @@ def known_queue(db, make_patient, book):
     a.notifications.filter(kind="booking_confirmation", channel="email").update(
         scheduled_for=now - timedelta(seconds=OLDEST_DUE_AGE)
     )
-    a.notifications.filter(kind="booking_confirmation", channel="sms").update(scheduled_for=now - timedelta(seconds=300))
+    a.notifications.filter(kind="booking_confirmation", channel="sms").update(
+        scheduled_for=now - timedelta(seconds=300)
+    )
     b.notifications.filter(kind="booking_confirmation", channel="email").update(status="sent", sent_at=now)
     b.notifications.filter(kind="booking_confirmation", channel="sms").update(
         status="failed", attempts=1, next_attempt_at=now - timedelta(seconds=60)
@@ -174,7 +177,7 @@ def test_check_prints_counts_by_status_and_channel(known_queue):
     table = {}
     for line in lines[1:7]:
         status, *cells, total = line.split()
-        table[status] = dict(zip(channels, map(int, cells)))
+        table[status] = dict(zip(channels, map(int, cells), strict=True))
         assert int(total) == sum(table[status].values())
     for status in ("pending", "sending", "sent", "failed", "cancelled", "skipped"):
         expected = known_queue.get(status, {})

@@ -1,6 +1,7 @@
 """The staff dashboard (/admin/notifications/dashboard/: the last 24 hours by status and channel,
 the failure rate, the dead rows with their errors) and the notification admin's filters and
 search. The rows are written directly, so every figure is known in advance."""
+
 from datetime import timedelta
 from html.parser import HTMLParser
 
@@ -51,20 +52,39 @@ def last_day(make_row):
     later = now + timedelta(minutes=30)
     rows = {
         "sent": [make_row("sent", "sms", h) for h in (1, 2, 3)] + [make_row("sent", "email", h) for h in (1, 2)],
-        "retrying": make_row("failed", "sms", 4, attempts=2, next_attempt_at=later, last_error="Twilio 503: Service error", error_code="20500"),
+        "retrying": make_row(
+            "failed",
+            "sms",
+            4,
+            attempts=2,
+            next_attempt_at=later,
+            last_error="Twilio 503: Service error",
+            error_code="20500",
+        ),
         "dead_sms": make_row(
-            "failed", "sms", 5, attempts=1, error_code="21211",
+            "failed",
+            "sms",
+            5,
+            attempts=1,
+            error_code="21211",
             last_error="Twilio 400 error 21211: The 'To' number is not a valid phone number.",
         ),
         "dead_email": make_row(
-            "failed", "email", 6, attempts=5, error_code="550", last_error="SMTP 550: mailbox unavailable",
+            "failed",
+            "email",
+            6,
+            attempts=5,
+            error_code="550",
+            last_error="SMTP 550: mailbox unavailable",
         ),
         "pending": make_row("pending", "email", 1, kind="reminder"),
         "cancelled": make_row("cancelled", "whatsapp", 2),
         "skipped": make_row("skipped", "in_app", 3, last_error="patient opted out of in_app"),
         # Outside the window: due more than 24 hours ago, or not due yet.
         "old_sent": make_row("sent", "sms", 30),
-        "old_failed": make_row("failed", "email", 25, attempts=1, next_attempt_at=later, last_error="SMTP 421: try later"),
+        "old_failed": make_row(
+            "failed", "email", 25, attempts=1, next_attempt_at=later, last_error="SMTP 421: try later"
+        ),
         "future": make_row("pending", "sms", -48, kind="reminder"),
     }
     return rows

@@ -1,6 +1,7 @@
 """The production-like deployment: docker-compose.yml, .env.example, and production settings that
 refuse to start when misconfigured. Settings are read at process start, so each configuration
 runs `manage.py check` (or gunicorn) in its own process."""
+
 import os
 import re
 import socket
@@ -114,8 +115,22 @@ def production_web(tmp_path, free_port):
     """gunicorn serving config.wsgi with production settings, as the web service runs it."""
     env = production_env(tmp_path)
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi", "--preload", "--bind", f"127.0.0.1:{free_port}", "--workers", "1"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "config.wsgi",
+            "--preload",
+            "--bind",
+            f"127.0.0.1:{free_port}",
+            "--workers",
+            "1",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
     def listening():
@@ -137,7 +152,9 @@ def test_web_healthcheck_passes_against_production_settings(production_web):
     port, env = production_web
     test = SERVICES["web"]["healthcheck"]["test"]
     assert test[0] == "CMD"
-    command = [sys.executable if part == "python" else part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in test[1:]]
+    command = [
+        sys.executable if part == "python" else part.replace("127.0.0.1:8000", f"127.0.0.1:{port}") for part in test[1:]
+    ]
     assert any(f"127.0.0.1:{port}" in part for part in command), "the healthcheck should ask the local web server"
 
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=30)
@@ -148,7 +165,9 @@ def test_web_healthcheck_passes_against_production_settings(production_web):
 # .env.example
 
 
-@pytest.mark.parametrize("name", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "TWILIO_AUTH_TOKEN", "FLOWER_BASIC_AUTH"])
+@pytest.mark.parametrize(
+    "name", ["DJANGO_SECRET_KEY", "DJANGO_ALLOWED_HOSTS", "TWILIO_AUTH_TOKEN", "FLOWER_BASIC_AUTH"]
+)
 def test_env_example_mentions(name):
     assert re.search(rf"^{name}=", ENV_EXAMPLE, re.MULTILINE)
 
@@ -159,7 +178,9 @@ def test_every_env_example_variable_is_read_somewhere():
     names = re.findall(r"^([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE, re.MULTILINE)
     readers = (ROOT / "config" / "settings.py").read_text() + (ROOT / "docker-compose.yml").read_text()
 
-    unread = [n for n in names if not n.startswith("FLOWER_") and f'"{n}"' not in readers and f"${{{n}}}" not in readers]
+    unread = [
+        n for n in names if not n.startswith("FLOWER_") and f'"{n}"' not in readers and f"${{{n}}}" not in readers
+    ]
 
     assert names and not unread
 

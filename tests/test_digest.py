@@ -1,6 +1,7 @@
 """The daily digest for staff: one email listing the rows that died in the last 24 hours with
 their errors, and the failures per channel; nothing when there is nothing to report. Beat runs
 it as notifications.send_staff_digest."""
+
 import re
 from datetime import timedelta
 
@@ -71,7 +72,11 @@ def recent_failures(make_row):
         "dead_sms": dead(make_row, 2, "sms", SMS_ERROR, code="21211", attempts=3),
         "dead_email": dead(make_row, 5, "email", EMAIL_ERROR, code="550"),
         "retrying_sms": make_row(
-            "failed", 1, channel="sms", failed_attempts=1, last_error="timeout",
+            "failed",
+            1,
+            channel="sms",
+            failed_attempts=1,
+            last_error="timeout",
             next_attempt_at=timezone.now() + timedelta(minutes=5),
         ),
         "sent_email": make_row("sent", 1, channel="email"),
@@ -101,11 +106,11 @@ def test_sends_one_email_listing_the_dead_rows_and_counts(staff_user, recent_fai
 def test_the_html_part_lists_the_same_rows_escaped(staff_user, recent_failures):
     digest.send_digest()
 
-    (html, mimetype), = mail.outbox[0].alternatives
+    ((html, mimetype),) = mail.outbox[0].alternatives
     assert mimetype == "text/html"
     assert "SMTP 550: &lt;mailbox&gt; unavailable" in html
     for name in ("dead_sms", "dead_email"):
-        assert f"<td style=\"padding-right: 1em;\">{recent_failures[name].pk}</td>" in html
+        assert f'<td style="padding-right: 1em;">{recent_failures[name].pk}</td>' in html
     assert html.count("Grace Hopper") == 2  # one line per dead row
 
 
@@ -151,7 +156,11 @@ def test_sends_nothing_when_the_only_dead_rows_are_old(staff_user, make_row):
 
 def test_transient_failures_alone_are_reported_with_no_dead_rows(staff_user, make_row):
     make_row(
-        "failed", 1, channel="sms", failed_attempts=2, last_error="timeout",
+        "failed",
+        1,
+        channel="sms",
+        failed_attempts=2,
+        last_error="timeout",
         next_attempt_at=timezone.now() + timedelta(minutes=5),
     )
 
@@ -217,4 +226,3 @@ def test_the_task_runs_on_the_worker_and_the_email_lands_in_the_outbox(celery_wo
     wait_for(lambda: len(mail.outbox) == 1)
     assert mail.outbox[0].to == [staff_user.email]
     assert f"#{recent_failures['dead_sms'].pk} " in mail.outbox[0].body
-

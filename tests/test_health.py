@@ -1,5 +1,6 @@
 """GET /healthz (does the database answer, does the broker answer) and the API's OpenAPI schema.
 Both are open to anyone: a load balancer and an API client ask without credentials."""
+
 import socket
 import time
 

@@ -2,6 +2,7 @@
 same key and body replays the first answer without doing the work again; the same key for
 another request is 422; keys are per user and expire; only successful answers are kept; two
 racing requests with one key book once."""
+
 import threading
 import time
 from datetime import timedelta

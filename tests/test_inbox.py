@@ -1,5 +1,6 @@
 """The in-app inbox, fed by a real worker: rows become sent, the patient lists them newest first
 with an unread count, marks them read, and never reaches another patient's rows."""
+
 from datetime import timedelta
 
 from tests.conftest import settled

@@ -1,6 +1,7 @@
 """Leases: a worker killed mid-send leaves its row in `sending`; once the lease expires the
 reclaim task puts it back in the queue, the next sweep sends it once, and the vanished
 claimer, should it come back, cannot overwrite the outcome."""
+
 from datetime import timedelta
 
 import pytest
@@ -40,9 +41,7 @@ def abandoned_reminder(celery_worker, settings, make_patient, book):
     settings.NOTIFICATIONS_LEASE_SECONDS = 1
     appointment = book(make_patient(channels=["sms"], phone=PHONE))
     settled(appointment.notifications.filter(kind="booking_confirmation"))
-    reminder = appointment.notifications.get(
-        kind="reminder", scheduled_for=appointment.starts_at - timedelta(hours=2)
-    )
+    reminder = appointment.notifications.get(kind="reminder", scheduled_for=appointment.starts_at - timedelta(hours=2))
     Notification.objects.filter(pk=reminder.pk).update(scheduled_for=timezone.now() - timedelta(minutes=1))
     [stale] = Notification.objects.filter(pk=reminder.pk).claim()
     expire_lease(stale)

@@ -3,6 +3,7 @@ outcome, attempt and latency; no full phone number reaches a log, only its last 
 
 The records are captured by a handler built as settings.LOGGING builds the console handler
 (its JSON formatter and its phone-masking filter), attached where that one is: the root logger."""
+
 import io
 import json
 import logging
@@ -60,7 +61,10 @@ def send_lines(json_log, row):
 def test_production_console_handler_writes_json_through_the_masking_filter():
     logging_config = django_settings.LOGGING
     assert import_string(logging_config["formatters"]["json"]["()"]) is JsonFormatter
-    filters = [import_string(logging_config["filters"][name]["()"]) for name in logging_config["handlers"]["console"]["filters"]]
+    filters = [
+        import_string(logging_config["filters"][name]["()"])
+        for name in logging_config["handlers"]["console"]["filters"]
+    ]
     assert MaskPhoneNumbers in filters
 
 
@@ -96,7 +100,10 @@ def test_a_send_through_the_worker_logs_one_json_line(celery_worker, json_log, b
 
     [line] = send_lines(json_log, row)
     assert (line["appointment_id"], line["channel"], line["outcome"], line["attempt"]) == (
-        appointment.pk, "sms", "sent", 1,
+        appointment.pk,
+        "sms",
+        "sent",
+        1,
     )
     assert "latency_ms" in line
 
@@ -112,7 +119,12 @@ def test_log_format_json_makes_the_console_handler_write_json(tmp_path):
     )
 
     result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
     assert result.returncode == 0, result.stderr

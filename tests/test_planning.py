@@ -1,6 +1,7 @@
 """Which rows a booking plans: confirmations, reminders per the configured schedule, skipped rows
 with their reasons, and idempotent replays. No worker: planning is what is under test, and the
 rows stay where planning put them (on_commit never fires inside the test's transaction)."""
+
 from datetime import timedelta
 
 import pytest
@@ -17,8 +18,7 @@ ALL_CHANNELS = ["email", "sms", "whatsapp", "in_app"]
 
 def planned(appointment, **filters):
     return {
-        (n.kind, n.channel, n.scheduled_for): n
-        for n in Notification.objects.filter(appointment=appointment, **filters)
+        (n.kind, n.channel, n.scheduled_for): n for n in Notification.objects.filter(appointment=appointment, **filters)
     }
 
 

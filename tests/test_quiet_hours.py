@@ -1,5 +1,6 @@
 """Quiet hours: text reminders wait for the end of the patient's night; confirmations,
 cancellations and the last reminder before the appointment do not."""
+
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
@@ -27,9 +28,7 @@ def local(zone, *args):
 
 
 def reminders(appointment, channel):
-    return sorted(
-        n.scheduled_for for n in appointment.notifications.filter(kind="reminder", channel=channel)
-    )
+    return sorted(n.scheduled_for for n in appointment.notifications.filter(kind="reminder", channel=channel))
 
 
 def book_at(make_patient, starts_at, zone="Europe/London", channels=("sms", "email")):

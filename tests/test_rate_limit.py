@@ -1,4 +1,5 @@
 """Per-provider rate limits: a token bucket in Redis shared by every worker."""
+
 import pytest
 
 from notifications import delivery, ratelimit

@@ -1,5 +1,6 @@
 """Rescheduling and cancelling: what happens to the rows already planned, which notices go out,
 and that repeating either changes nothing."""
+
 from datetime import timedelta
 from datetime import timezone as dt_timezone
 
@@ -56,7 +57,9 @@ def test_reschedule_plans_new_reminders_for_the_new_time(book):
     assert reminder_plan(appointment, "pending") == expected_reminders(new_start)
 
 
-def test_reschedule_through_api_sends_one_notice_per_channel_now(celery_worker, staff_client, book, make_patient, twilio):
+def test_reschedule_through_api_sends_one_notice_per_channel_now(
+    celery_worker, staff_client, book, make_patient, twilio
+):
     patient = make_patient(channels=["email", "sms", "whatsapp", "in_app"])
     appointment = book(patient, starts_in=timedelta(days=7))
     settled(appointment.notifications.filter(kind="booking_confirmation"))
@@ -97,9 +100,7 @@ def test_rescheduling_to_the_same_time_again_creates_nothing_new(staff_client, b
 def test_rescheduling_back_to_the_original_time_plans_fresh_reminders(book):
     appointment = book(starts_in=timedelta(days=7))
     original = appointment.starts_at
-    first_ids = set(
-        Notification.objects.filter(appointment=appointment, kind="reminder").values_list("id", flat=True)
-    )
+    first_ids = set(Notification.objects.filter(appointment=appointment, kind="reminder").values_list("id", flat=True))
 
     services.reschedule(appointment.pk, starts_at=original + timedelta(days=1))
     services.reschedule(appointment.pk, starts_at=original)
@@ -138,15 +139,20 @@ def test_cancel_turns_pending_rows_into_cancelled(staff_client, book):
         Notification.objects.filter(appointment=appointment, status="pending").values_list("id", flat=True)
     )
 
-    response = staff_client.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"}, format="json")
+    response = staff_client.post(
+        f"/api/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     assert response.data["status"] == "cancelled"
     assert len(pending_before) == 5  # two confirmations, three reminders
-    assert set(
-        Notification.objects.filter(pk__in=pending_before, status="cancelled").values_list("id", flat=True)
-    ) == pending_before
-    assert Notification.objects.filter(appointment=appointment, status="pending").exclude(kind="cancellation").count() == 0
+    assert (
+        set(Notification.objects.filter(pk__in=pending_before, status="cancelled").values_list("id", flat=True))
+        == pending_before
+    )
+    assert (
+        Notification.objects.filter(appointment=appointment, status="pending").exclude(kind="cancellation").count() == 0
+    )
 
 
 def test_cancel_sends_one_cancellation_notice_per_channel(celery_worker, staff_client, book, make_patient, twilio):
@@ -156,7 +162,9 @@ def test_cancel_sends_one_cancellation_notice_per_channel(celery_worker, staff_c
     mail.outbox.clear()
     twilio.reset()
 
-    response = staff_client.post(f"/api/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"}, format="json")
+    response = staff_client.post(
+        f"/api/appointments/{appointment.pk}/cancel/", {"reason": "clinic closed"}, format="json"
+    )
 
     assert response.status_code == 200, response.content
     notices = settled(appointment.notifications.filter(kind="cancellation"))
@@ -180,9 +188,10 @@ def test_cancelling_twice_creates_no_duplicate_rows(staff_client, book):
     assert first.status_code == 200, first.content
     assert second.status_code == 200, second.content
     assert second.data["cancel_reason"] == "clinic closed"
-    assert sorted(
-        Notification.objects.filter(appointment=appointment).values_list("id", "kind", "channel", "status")
-    ) == rows
+    assert (
+        sorted(Notification.objects.filter(appointment=appointment).values_list("id", "kind", "channel", "status"))
+        == rows
+    )
     assert Notification.objects.filter(appointment=appointment, kind="cancellation").count() == 2
 
 
@@ -258,7 +267,9 @@ def test_retry_of_a_reminder_for_a_cancelled_appointment_is_skipped(book, twilio
 def test_retry_of_a_reminder_for_the_old_time_is_skipped(book, twilio):
     appointment = book(starts_in=timedelta(hours=30))
     new_time = appointment.starts_at + timedelta(days=1)
-    reminder = reminder_in_flight_that_fails(appointment, lambda: services.reschedule(appointment.pk, starts_at=new_time))
+    reminder = reminder_in_flight_that_fails(
+        appointment, lambda: services.reschedule(appointment.pk, starts_at=new_time)
+    )
 
     sweep()
 

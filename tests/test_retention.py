@@ -1,6 +1,7 @@
 """Retention: finished rows (sent, cancelled, skipped, dead) last touched before the cut-off are
 deleted, in batches; rows still in play and young rows stay. The same purge runs as the
 `purge_notifications` command and as the beat task notifications.purge_old."""
+
 from datetime import timedelta
 from io import StringIO
 

@@ -1,5 +1,6 @@
 """The beat sweep that replaces cron: a reminder that falls due goes out on the next sweep,
 and sweepers racing each other (or the worker) send every row exactly once."""
+
 import threading
 from collections import Counter
 from datetime import timedelta

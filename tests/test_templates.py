@@ -1,8 +1,8 @@
 """Rendering: the patient's time zone, escaping by part, clinic overrides, the text length
 limit, and the start-up check for missing templates."""
+
 import shutil
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 
 from django.conf import settings as django_settings
 from django.core import checks, mail
@@ -25,14 +25,18 @@ def row(appointment, channel, kind="booking_confirmation"):
 
 
 def test_rendering_uses_the_patients_time_zone(make_patient):
-    starts_at = datetime(2031, 1, 15, 3, 30, tzinfo=dt_timezone.utc)
+    starts_at = datetime(2031, 1, 15, 3, 30, tzinfo=UTC)
     new_york = services.book(
         patient=make_patient(channels=["sms"], timezone="America/New_York"),
-        provider="Dr. Ada Lovelace", starts_at=starts_at, duration_minutes=30,
+        provider="Dr. Ada Lovelace",
+        starts_at=starts_at,
+        duration_minutes=30,
     )
     london = services.book(
         patient=make_patient(channels=["sms"], timezone="Europe/London"),
-        provider="Dr. Ada Lovelace", starts_at=starts_at, duration_minutes=30,
+        provider="Dr. Ada Lovelace",
+        starts_at=starts_at,
+        duration_minutes=30,
     )
 
     new_york_text = render(row(new_york, "sms")).text
@@ -45,7 +49,9 @@ def test_rendering_uses_the_patients_time_zone(make_patient):
 def test_html_part_escapes_names_and_reasons_but_sms_text_is_not_entity_escaped(book, make_patient, twilio):
     patient = make_patient(channels=["email", "sms"], name="<script>alert('name')</script>")
     appointment = book(
-        patient, provider="Dr. O'Brien & <Partners>", reason="<script>alert('reason')</script>",
+        patient,
+        provider="Dr. O'Brien & <Partners>",
+        reason="<script>alert('reason')</script>",
         location="Room <4> & 5",
     )
 
@@ -128,10 +134,12 @@ def test_override_found_when_shipped_template_is_missing_passes_the_check(tmp_pa
 
 
 def test_reschedule_notice_names_the_old_and_new_times_in_the_patients_zone(make_patient):
-    first = datetime(2031, 7, 1, 8, 0, tzinfo=dt_timezone.utc)
+    first = datetime(2031, 7, 1, 8, 0, tzinfo=UTC)
     appointment = services.book(
         patient=make_patient(channels=["email"], timezone="America/New_York"),
-        provider="Dr. Ada Lovelace", starts_at=first, duration_minutes=30,
+        provider="Dr. Ada Lovelace",
+        starts_at=first,
+        duration_minutes=30,
     )
     services.reschedule(appointment.pk, starts_at=first + timedelta(days=1, hours=2))
 

@@ -1,4 +1,5 @@
 """A send whose answer never came may have been accepted by Twilio: the retry looks first."""
+
 from notifications import delivery
 from notifications.models import Notification
 

@@ -1,6 +1,7 @@
 """Twilio's status callbacks: POST /webhooks/twilio/status/, form-encoded and signed as Twilio
 signs them (the real twilio RequestValidator computes every signature here). A receipt finds its
 row by MessageSid and never moves a row's delivery status backwards."""
+
 import logging
 from urllib.parse import urlencode
 
@@ -193,7 +194,9 @@ def post_raw(client, body, content_type=FORM):
 
 def test_oversized_body_is_a_400_naming_the_body(client, sent_sms):
     # Above Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB).
-    body = urlencode({"MessageSid": sent_sms.provider_message_id, "MessageStatus": "delivered", "Body": "x" * 3_000_000})
+    body = urlencode(
+        {"MessageSid": sent_sms.provider_message_id, "MessageStatus": "delivered", "Body": "x" * 3_000_000}
+    )
 
     response = post_raw(client, body)
 

@@ -4,6 +4,7 @@ It answers POST /2010-04-01/Accounts/{sid}/Messages.json as Twilio does: 201 wit
 resource, or a Twilio error body. Twilio's documented magic test numbers fail as they do
 there, a script per recipient can queue other answers (5xx, 429, slow answers), and every
 request is recorded for the tests to assert on."""
+
 import base64
 import json
 import re
@@ -141,13 +142,24 @@ class TwilioStandIn:
                 filters = {k: v[0] for k, v in parse_qs(query).items() if k in ("To", "From")}
                 with standin._lock:
                     standin.lookups.append(filters)
-                    found = [m for m in reversed(standin.accepted) if all(m[k.lower()] == v for k, v in filters.items())]
+                    found = [
+                        m for m in reversed(standin.accepted) if all(m[k.lower()] == v for k, v in filters.items())
+                    ]
                 page_size = int(parse_qs(query).get("PageSize", ["50"])[0])
-                return self._reply(200, {
-                    "messages": found[:page_size], "page": 0, "page_size": page_size, "start": 0,
-                    "end": max(0, min(len(found), page_size) - 1), "uri": self.path,
-                    "first_page_uri": self.path, "next_page_uri": None, "previous_page_uri": None,
-                })
+                return self._reply(
+                    200,
+                    {
+                        "messages": found[:page_size],
+                        "page": 0,
+                        "page_size": page_size,
+                        "start": 0,
+                        "end": max(0, min(len(found), page_size) - 1),
+                        "uri": self.path,
+                        "first_page_uri": self.path,
+                        "next_page_uri": None,
+                        "previous_page_uri": None,
+                    },
+                )
 
             def _authorised(self, sid):
                 expected = base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()
@@ -195,4 +207,9 @@ def _message(account_sid, form):
 
 
 def _error(status, code, message):
-    return {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status}
+    return {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }

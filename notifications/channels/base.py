@@ -1,6 +1,5 @@
 from dataclasses import dataclass
 
-
 # The error code of a send whose outcome never came back (the provider did not answer, or the
 # worker died mid-send): the message may have gone out, so its retry looks for it first.
 UNANSWERED = "unanswered"

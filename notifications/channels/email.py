@@ -1,5 +1,4 @@
 import smtplib
-import socket
 from email.utils import make_msgid
 
 from django.conf import settings
@@ -30,7 +29,7 @@ class EmailChannel(Channel):
             raise _smtp_error(code, reason) from exc
         except smtplib.SMTPResponseException as exc:
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
-        except (smtplib.SMTPException, OSError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP: {exc}", permanent=False) from exc
         return message_id.strip("<>")
 

@@ -1,5 +1,6 @@
 """Where SMS and WhatsApp text goes: Twilio, the console, or a local outbox for tests.
 SMS_BACKEND picks one. Twilio's errors are translated to DeliveryError here and nowhere else."""
+
 import contextlib
 import functools
 import itertools

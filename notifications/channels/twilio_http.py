@@ -5,6 +5,7 @@ requests, whose request preparation (settings merging, cookie jar, hooks) cost a
 more CPU than the HTTP exchange itself. This one sends what TwilioHttpClient sends (form or
 JSON bodies, query parameters, basic auth, one timeout, no redirects, no retries) and logs to
 the same logger; the twilio client above it (resources, errors) is unchanged."""
+
 import base64
 import json
 import logging
@@ -29,7 +30,9 @@ class PooledHttpClient(HttpClient):
         self.proxies = urllib.request.getproxies() if proxies is None else proxies
         self._pools = {}
 
-    def request(self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False):
+    def request(
+        self, method, url, params=None, data=None, headers=None, auth=None, timeout=None, allow_redirects=False
+    ):
         timeout = self.timeout if timeout is None else timeout
         if timeout is not None and timeout <= 0:
             raise ValueError(timeout)

@@ -1,6 +1,7 @@
 """Fixtures of the reliability suite (see docs/RELIABILITY.md). Each test breaks something for
 real: real worker subprocesses on the test database, a private or the tests' Redis, the
 stand-in Twilio over loopback, emails written as files."""
+
 import logging
 
 import pytest
@@ -43,7 +44,11 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line("| " + " | ".join(str(row[c]) for c in columns) + f" | {other} |")
 
 
-QUIETED = {"notifications.delivery": logging.WARNING, "notifications.webhooks": logging.ERROR, "django.request": logging.ERROR}
+QUIETED = {
+    "notifications.delivery": logging.WARNING,
+    "notifications.webhooks": logging.ERROR,
+    "django.request": logging.ERROR,
+}
 
 
 @pytest.fixture(autouse=True)

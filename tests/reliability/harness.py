@@ -5,6 +5,7 @@ and the one line of figures each test prints.
 
 Everything listens on and talks to loopback only. Every subprocess is started through a
 `Processes` registry whose stop_all() runs in a finally block (the `spawn` fixture)."""
+
 import os
 import re
 import shutil
@@ -180,9 +181,23 @@ class Processes:
     def worker(self, name, env, concurrency=4, loglevel="INFO", ready_timeout=60, wait=True):
         """`celery -A config worker --pool threads --concurrency N`, one process; waits until ready."""
         argv = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "--pool", "threads",
-            "--concurrency", str(concurrency), "--loglevel", loglevel, "--hostname", f"{name}@%h",
-            "--without-gossip", "--without-mingle", "--without-heartbeat",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "--pool",
+            "threads",
+            "--concurrency",
+            str(concurrency),
+            "--loglevel",
+            loglevel,
+            "--hostname",
+            f"{name}@%h",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
         ]
         process = self.start(name, argv, env)
         if wait:
@@ -205,7 +220,10 @@ class Processes:
 
 # What a worker's log says about its tasks (Celery logs each outcome at INFO).
 
-TASK_LINE = re.compile(r"Task (?P<name>[\w.]+)\[(?P<id>[\w-]+)\] (?P<verb>succeeded in [\d.e-]+s: (?P<result>.*)|raised unexpected: (?P<error>.*))$", re.M)
+TASK_LINE = re.compile(
+    r"Task (?P<name>[\w.]+)\[(?P<id>[\w-]+)\] (?P<verb>succeeded in [\d.e-]+s: (?P<result>.*)|raised unexpected: (?P<error>.*))$",
+    re.M,
+)
 
 
 def task_outcomes(*processes):
@@ -218,7 +236,7 @@ def task_outcomes(*processes):
 
 
 def task_outcome(processes, task_id):
-    for name, tid, result, error in task_outcomes(*processes):
+    for _name, tid, result, error in task_outcomes(*processes):
         if tid == task_id:
             return ("ok", result) if error is None else ("error", error)
     return None
@@ -310,9 +328,22 @@ class RedisServer:
         self.starts += 1
         log = open(self.data_dir / f"redis-{self.starts}.log", "wb")
         self.process = subprocess.Popen(
-            [redis_executable(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.data_dir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            [
+                redis_executable(),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.data_dir),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
         )
         log.close()
         wait_until(self.answers, 15, 0.05, message=f"redis-server on port {self.port}")
@@ -360,7 +391,7 @@ class TcpProxy:
         while self._listening.is_set() and self._listener is listener:
             try:
                 client, _ = listener.accept()
-            except socket.timeout:
+            except TimeoutError:
                 continue
             except OSError:
                 return
@@ -447,8 +478,15 @@ def report(scenario, *, rows, sent, duplicates, lost, stuck, five_xx, **extra):
     from django.db import connection
 
     figures = {
-        "scenario": scenario, "db": connection.vendor, "rows": rows, "sent": sent,
-        "duplicates": duplicates, "lost": lost, "stuck": stuck, "5xx": five_xx, **extra,
+        "scenario": scenario,
+        "db": connection.vendor,
+        "rows": rows,
+        "sent": sent,
+        "duplicates": duplicates,
+        "lost": lost,
+        "stuck": stuck,
+        "5xx": five_xx,
+        **extra,
     }
     line = "RELIABILITY " + " ".join(f"{k}={v}" for k, v in figures.items())
     print("\n" + line, flush=True)

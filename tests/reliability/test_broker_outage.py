@@ -11,6 +11,7 @@ while Redis refuses goes through kombu's Connection._ensure_connection, which sl
 interval_start (2 s) before giving up at broker_connection_timeout (2 s) even though
 task_publish_retry is off. Once Redis is back the next publish reconnects and succeeds: no
 stale connection is left behind."""
+
 import threading
 import time
 from collections import Counter
@@ -77,8 +78,12 @@ def staff_token(django_user_model):
 
 def booking(patient, when):
     return {
-        "patient": patient.pk, "provider": "Dr. Outage", "starts_at": when.isoformat(),
-        "duration_minutes": 30, "location": "Room 2", "reason": "Burst",
+        "patient": patient.pk,
+        "provider": "Dr. Outage",
+        "starts_at": when.isoformat(),
+        "duration_minutes": 30,
+        "location": "Room 2",
+        "reason": "Burst",
     }
 
 
@@ -210,7 +215,12 @@ def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_tok
             assert response.status_code == 201
     report(
         "3b booking while broker refuses",
-        rows=len(patients), sent=0, duplicates=0, lost=0, stuck=0, five_xx=0,
+        rows=len(patients),
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=0,
         latencies_s=[round(x, 2) for x in latencies],
     )
     assert max(latencies) < 0.5, f"bookings took {[round(x, 2) for x in latencies]} s"

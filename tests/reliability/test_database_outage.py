@@ -4,6 +4,7 @@ subprocess reaches the test database through a TCP proxy in this process; in the
 sweep the proxy closes every connection and refuses new ones for a few seconds, then listens
 again. The sweep that was running fails cleanly, the next one recovers, and after the lease
 and a reclaim nothing is lost or stuck in `sending`."""
+
 import time
 from datetime import timedelta
 
@@ -57,7 +58,9 @@ def test_sweep_fails_cleanly_when_the_database_goes_away_and_the_next_recovers(
     for patient in patients:
         twilio.script(patient.phone, ("slow", SLOW))
     for patient in patients:
-        services.book(patient=patient, provider="Dr. Cut", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30)
+        services.book(
+            patient=patient, provider="Dr. Cut", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+        )
     celery_app.control.purge()  # drop the on-commit tasks: the sweep is the sender here
     rows = Notification.objects.filter(kind="booking_confirmation")
 
@@ -128,8 +131,14 @@ def test_every_worker_thread_reconnects_after_the_database_returns(spawn, worker
     after = burst()
     report(
         "4b every thread reconnects",
-        rows=0, sent=0, duplicates=0, lost=0, stuck=0, five_xx=0,
-        connections_before_cut=connections, connections_cut=pg_proxy.closed_by_cut,
+        rows=0,
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=0,
+        connections_before_cut=connections,
+        connections_cut=pg_proxy.closed_by_cut,
         sweeps_failed_after_restore=sum(1 for outcome, _ in after if outcome != "ok"),
     )
     assert [outcome for outcome, _ in before] == ["ok"] * 8

@@ -2,17 +2,23 @@
 operation of /api/schema/ as staff (no answer may be a 5xx); hypothesis checks the planning
 and backoff properties; malformed and oversized bodies hit the Twilio webhook (4xx, never
 5xx); markup in patient names and appointment reasons is escaped in the HTML email."""
+
 from collections import Counter
 from datetime import datetime, time, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import schemathesis
 from django.core import mail
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from django.http import QueryDict
 from django.test import override_settings
 from django.utils import timezone
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
 from rest_framework.authtoken.models import Token
 from twilio.request_validator import RequestValidator
 
@@ -26,13 +32,6 @@ from notifications.planning import reminder_times
 from notifications.rendering import render
 
 from .harness import report
-
-# Test-only dependencies: requirements.txt must pin them (see docs/RELIABILITY.md); until it
-# does, a fresh virtualenv skips this module and says why, rather than failing to collect.
-hypothesis = pytest.importorskip("hypothesis", reason="pin hypothesis==6.170.17 in requirements.txt")
-schemathesis = pytest.importorskip("schemathesis", reason="pin schemathesis==4.32.5 in requirements.txt")
-from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st  # noqa: E402
-from hypothesis.errors import Unsatisfiable  # noqa: E402
 
 EXAMPLES = 8  # per operation, generation mode and id choice: about 400 requests, well under a minute
 WEBHOOK = "/webhooks/twilio/status/"
@@ -70,25 +69,36 @@ def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django
     for result in schema.get_all_operations():
         operation = result.ok()
         operations += 1
-        strategies = [operation.as_strategy(mode) for mode in (schemathesis.GenerationMode.POSITIVE,
-                                                                schemathesis.GenerationMode.NEGATIVE)]
+        strategies = [
+            operation.as_strategy(mode)
+            for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+        ]
         if "{id}" in operation.path:  # half the cases aim at a row that exists
             collection = operation.path.split("/")[2]
             real = {"id": real_ids[collection]}
-            strategies += [operation.as_strategy(mode, path_parameters=real) for mode in (
-                schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)]
+            strategies += [
+                operation.as_strategy(mode, path_parameters=real)
+                for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE)
+            ]
 
         for strategy in strategies:
+
             @hsettings(
-                max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
-                phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                max_examples=EXAMPLES,
+                deadline=None,
+                derandomize=True,
+                database=None,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
             )
             @given(case=strategy)
             def call(case):
                 response = case.call(headers=headers)
                 statuses[response.status_code] += 1
                 if response.status_code >= 500:
-                    server_errors.append(f"{operation.label} -> {response.status_code}: {case.as_curl_command(headers)}")
+                    server_errors.append(
+                        f"{case.operation.label} -> {response.status_code}: {case.as_curl_command(headers)}"
+                    )
 
             try:
                 call()
@@ -98,7 +108,11 @@ def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django
     requests = sum(statuses.values())
     report(
         "6a schemathesis",
-        rows=requests, sent=0, duplicates=0, lost=0, stuck=0,
+        rows=requests,
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
         five_xx=sum(n for code, n in statuses.items() if code >= 500),
         operations=operations,
         strategies_without_cases=unsatisfiable,
@@ -121,13 +135,14 @@ offsets = st.fixed_dictionaries(
     },
 ).filter(lambda entry: any(entry.values()))  # a reminder is some time before the appointment
 schedules = st.lists(
-    offsets.flatmap(lambda entry: st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=4, unique=True).map(
-        lambda channels: {**entry, "channels": channels})),
+    offsets.flatmap(
+        lambda entry: st.lists(st.sampled_from(CHANNELS), min_size=1, max_size=4, unique=True).map(
+            lambda channels: {**entry, "channels": channels}
+        )
+    ),
     max_size=6,
 )
-aware_times = st.datetimes(
-    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.timezones()
-)
+aware_times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.timezones())
 
 
 @hsettings(max_examples=200, deadline=None, derandomize=True)
@@ -155,7 +170,9 @@ ZONES = ["UTC", "Europe/London", "America/New_York", "Asia/Kolkata", "Pacific/Au
 
 
 @hsettings(
-    max_examples=40, deadline=None, derandomize=True,
+    max_examples=40,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
@@ -210,7 +227,7 @@ def check_reminders(rows, starts_at, channels, planned_at, complete=True):
         wanted = sorted(at for at, c in nominal if c == channel)
         if complete or all(at > planned_at for at in wanted):
             assert len(planned) == len(wanted), (channel, planned, wanted)
-            assert all(p >= w for p, w in zip(planned, wanted))
+            assert all(p >= w for p, w in zip(planned, wanted, strict=True))
 
 
 # hypothesis: backoff
@@ -227,9 +244,9 @@ def test_backoff_is_bounded_and_its_ceiling_grows_to_the_cap(base, cap, attempts
         with pytest.MonkeyPatch.context() as patch:  # the top of each draw: the ceiling itself
             patch.setattr(backoff.random, "uniform", lambda low, high: high)
             ceilings = [backoff.retry_delay(a).total_seconds() for a in range(attempts + 2)]
-    assert all(later >= earlier for earlier, later in zip(ceilings, ceilings[1:]))
+    assert all(later >= earlier for earlier, later in zip(ceilings, ceilings[1:], strict=False))
     # (timedelta keeps microseconds: a ceiling within 1e-5 s of the cap has reached it)
-    assert all(later > earlier for earlier, later in zip(ceilings, ceilings[1:]) if earlier < cap - 1e-5)
+    assert all(later > earlier for earlier, later in zip(ceilings, ceilings[1:], strict=False) if earlier < cap - 1e-5)
     assert ceilings[-1] <= cap + 1e-6
     if base * 2 ** (attempts + 1) >= cap:
         assert ceilings[-1] == pytest.approx(cap)
@@ -257,22 +274,43 @@ def hostile_bodies():
     return [
         ("empty", b"", form, {}),
         ("oversized form (3 MB)", b"Body=" + b"a" * 3_000_000, form, {}),
-        ("oversized and signed", ("MessageSid=SMx&MessageStatus=sent&Body=" + "a" * 3_000_000).encode(), form,
-         {"HTTP_X_TWILIO_SIGNATURE": "x" * 28}),
+        (
+            "oversized and signed",
+            ("MessageSid=SMx&MessageStatus=sent&Body=" + "a" * 3_000_000).encode(),
+            form,
+            {"HTTP_X_TWILIO_SIGNATURE": "x" * 28},
+        ),
         ("1,500 fields", "&".join(f"f{i}=v" for i in range(1500)).encode(), form, {}),
         ("not UTF-8", b"MessageSid=\xff\xfe\xfd&MessageStatus=\xc3\x28", form, {}),
         ("unknown charset", b"MessageSid=SMx", form + "; charset=no-such-charset", {}),
-        ("broken multipart", b"--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\nb", f"multipart/form-data; boundary={boundary}", {}),
+        (
+            "broken multipart",
+            b'--XyZ\r\nContent-Disposition: form-data; name="a"\r\n\r\nb',
+            f"multipart/form-data; boundary={boundary}",
+            {},
+        ),
         ("multipart without boundary", b"garbage", "multipart/form-data", {}),
         ("json", b'{"MessageSid": "SMx", "MessageStatus": "delivered"}', "application/json", {}),
         ("binary", bytes(range(256)) * 40, "application/octet-stream", {}),
         ("huge signature header", urlencode(good).encode(), form, {"HTTP_X_TWILIO_SIGNATURE": "A" * 60_000}),
-        ("signed, no sid", urlencode({"MessageStatus": "sent"}).encode(), form,
-         {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageStatus": "sent"})}),
-        ("signed, unknown status", urlencode({"MessageSid": "SMx", "MessageStatus": "exploded"}).encode(), form,
-         {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageSid": "SMx", "MessageStatus": "exploded"})}),
-        ("signed, nul byte", urlencode({"MessageSid": "SM\x00x", "MessageStatus": "sent\x00"}).encode(), form,
-         {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageSid": "SM\x00x", "MessageStatus": "sent\x00"})}),
+        (
+            "signed, no sid",
+            urlencode({"MessageStatus": "sent"}).encode(),
+            form,
+            {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageStatus": "sent"})},
+        ),
+        (
+            "signed, unknown status",
+            urlencode({"MessageSid": "SMx", "MessageStatus": "exploded"}).encode(),
+            form,
+            {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageSid": "SMx", "MessageStatus": "exploded"})},
+        ),
+        (
+            "signed, nul byte",
+            urlencode({"MessageSid": "SM\x00x", "MessageStatus": "sent\x00"}).encode(),
+            form,
+            {"HTTP_X_TWILIO_SIGNATURE": signed({"MessageSid": "SM\x00x", "MessageStatus": "sent\x00"})},
+        ),
     ]
 
 
@@ -288,34 +326,54 @@ def test_malformed_and_oversized_webhook_bodies_get_4xx(db, client, no_callback_
         answers[name] = response.status_code
     # Validly signed but odd: a repeated field is answered like any receipt (the last value counts).
     repeated = "MessageSid=SMx&MessageStatus=sent&MessageStatus=read"
-    signed_odd = client.generic("POST", WEBHOOK, repeated.encode(), content_type="application/x-www-form-urlencoded",
-                                HTTP_X_TWILIO_SIGNATURE=signed(QueryDict(repeated))).status_code
+    signed_odd = client.generic(
+        "POST",
+        WEBHOOK,
+        repeated.encode(),
+        content_type="application/x-www-form-urlencoded",
+        HTTP_X_TWILIO_SIGNATURE=signed(QueryDict(repeated)),
+    ).status_code
     assert signed_odd < 500
     answers["GET"] = client.get(WEBHOOK).status_code
     answers["PUT"] = client.put(WEBHOOK, b"x", content_type="text/plain").status_code
     report(
         "6e webhook hostile bodies",
-        rows=len(answers), sent=0, duplicates=0, lost=0, stuck=0,
+        rows=len(answers),
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
         five_xx=sum(1 for code in answers.values() if code >= 500),
         statuses="/".join(f"{code}:{n}" for code, n in sorted(Counter(answers.values()).items())),
     )
     assert {name: code for name, code in answers.items() if not 400 <= code < 500} == {}
 
 
-@hsettings(max_examples=150, deadline=None, derandomize=True,
-           suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hsettings(
+    max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
-    body=st.one_of(st.binary(max_size=4000), st.text(max_size=2000).map(str.encode),
-                   st.dictionaries(st.text(max_size=30), st.text(max_size=200), max_size=30).map(
-                       lambda d: urlencode(d).encode())),
-    content_type=st.sampled_from([
-        "application/x-www-form-urlencoded", "multipart/form-data; boundary=b", "multipart/form-data",
-        "text/plain", "application/json", "application/x-www-form-urlencoded; charset=latin-1",
-    ]),
+    body=st.one_of(
+        st.binary(max_size=4000),
+        st.text(max_size=2000).map(str.encode),
+        st.dictionaries(st.text(max_size=30), st.text(max_size=200), max_size=30).map(lambda d: urlencode(d).encode()),
+    ),
+    content_type=st.sampled_from(
+        [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=b",
+            "multipart/form-data",
+            "text/plain",
+            "application/json",
+            "application/x-www-form-urlencoded; charset=latin-1",
+        ]
+    ),
     signature=st.one_of(st.none(), st.text(max_size=64)),
 )
 def test_fuzzed_webhook_bodies_never_get_a_5xx(db, client, no_callback_url, body, content_type, signature):
-    headers = {} if signature is None else {"HTTP_X_TWILIO_SIGNATURE": signature.encode("utf-8", "replace").decode("latin-1")}
+    headers = (
+        {} if signature is None else {"HTTP_X_TWILIO_SIGNATURE": signature.encode("utf-8", "replace").decode("latin-1")}
+    )
     response = client.generic("POST", WEBHOOK, body, content_type=content_type, **headers)
     assert 400 <= response.status_code < 500, (response.status_code, body[:100], content_type)
     report_once("6f webhook fuzz", examples=150)
@@ -339,8 +397,12 @@ def test_markup_in_names_and_reasons_is_escaped_in_the_html_email(db, mailoutbox
         name=MARKUP["name"] + "\r\nBcc: evil@example.com", email="victim@example.com", channels=["email"]
     )
     appointment = services.book(
-        patient=patient, provider=MARKUP["provider"], starts_at=timezone.now() + timedelta(days=3, hours=1),
-        duration_minutes=30, location=MARKUP["location"], reason=MARKUP["reason"],
+        patient=patient,
+        provider=MARKUP["provider"],
+        starts_at=timezone.now() + timedelta(days=3, hours=1),
+        duration_minutes=30,
+        location=MARKUP["location"],
+        reason=MARKUP["reason"],
     )
     services.reschedule(appointment.pk, starts_at=appointment.starts_at + timedelta(days=1))
     services.cancel(appointment.pk, reason=MARKUP["cancel"])
@@ -357,8 +419,15 @@ def test_markup_in_names_and_reasons_is_escaped_in_the_html_email(db, mailoutbox
     bcc_injected = [m for m in sent if m.bcc or "evil@example.com" in str(m.message())[:2000].split("\n\n", 1)[0]]
     report(
         "6g markup escaped in HTML email",
-        rows=len(rows), sent=len(sent), duplicates=0, lost=0, stuck=0, five_xx=0,
-        kinds="/".join(sorted(kinds)), raw_markup_in_html=len(leaks), header_injections=len(bcc_injected),
+        rows=len(rows),
+        sent=len(sent),
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=0,
+        kinds="/".join(sorted(kinds)),
+        raw_markup_in_html=len(leaks),
+        header_injections=len(bcc_injected),
     )
     assert kinds == {"booking_confirmation", "reminder", "reschedule", "cancellation"}
     assert leaks == []

@@ -9,6 +9,7 @@ recipient's messages, a message Twilio accepted before the retry is not sent aga
 One Twilio accepts only after the retry has looked ("late-accept": the stand-in takes the
 message after the client gave up) is sent twice: the test measures how many recipients got a
 second SMS in each case."""
+
 import time
 from collections import Counter
 from datetime import timedelta
@@ -20,7 +21,6 @@ from appointments import services
 from appointments.models import Patient
 from notifications import delivery
 from notifications.models import Notification
-
 from tests.twilio_standin import TwilioStandIn
 
 from .harness import duplicates, report
@@ -84,16 +84,18 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
             twilio.script(patient.phone, *script)
             patients[patient.phone] = (group, patient)
             n += 1
-            services.book(patient=patient, provider="Dr. Fault", starts_at=timezone.now() + timedelta(days=7),
-                          duration_minutes=30)
+            services.book(
+                patient=patient, provider="Dr. Fault", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+            )
     rows = Notification.objects.filter(kind="booking_confirmation")
 
     sweeps = 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if not rows.filter(status__in=["pending", "sending"]).exists() and not rows.filter(
-            status="failed", next_attempt_at__isnull=False
-        ).exists():
+        if (
+            not rows.filter(status__in=["pending", "sending"]).exists()
+            and not rows.filter(status="failed", next_attempt_at__isnull=False).exists()
+        ):
             break
         delivery.sweep()
         sweeps += 1
@@ -108,6 +110,7 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
         outcome[(group, row.status, row.attempts)] += 1
     statuses = Counter(rows.values_list("status", flat=True))
     dead = [r for r in rows if r.is_dead]
+
     def second_sms(group):
         phones = [p for p, (g, _) in patients.items() if g == group]
         return f"{sum(1 for p in phones if accepted_sms[p] >= 2)}/{len(phones)}"
@@ -119,7 +122,9 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
         sent=statuses["sent"],
         duplicates=sum(n - 1 for n in accepted_sms.values() if n > 1) + duplicates(fallback_emails),
         lost=sum(1 for r in rows if r.status not in ("sent", "failed")) + sum(1 for r in dead if not r.last_error),
-        stuck=statuses["pending"] + statuses["sending"] + sum(1 for r in rows if r.status == "failed" and not r.is_dead),
+        stuck=statuses["pending"]
+        + statuses["sending"]
+        + sum(1 for r in rows if r.status == "failed" and not r.is_dead),
         five_xx=0,
         second_sms_after_timeout=second_sms("timeout"),
         dead=len(dead),
@@ -169,8 +174,9 @@ def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_r
             name=f"Late {n}", email=f"late{n}@example.com", phone=f"+1415860{n:04d}", channels=["sms"]
         )
         twilio.script(patient.phone, ("late", 2.0))
-        services.book(patient=patient, provider="Dr. Late", starts_at=timezone.now() + timedelta(days=7),
-                      duration_minutes=30)
+        services.book(
+            patient=patient, provider="Dr. Late", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+        )
         patients.append(patient)
     rows = Notification.objects.filter(kind="booking_confirmation")
     deadline = time.monotonic() + 20

@@ -2,6 +2,7 @@
 subprocesses (4 threads each) take the on-commit tasks of the bookings and the beat sweep,
 enqueued over and over; two `process_pending_notifications --max 1000` commands run side by
 side, round after round. Every row must reach its recipient exactly once."""
+
 import threading
 import time
 from collections import Counter
@@ -29,8 +30,11 @@ def test_racing_senders_send_every_row_exactly_once(spawn, worker_env, mail_dir,
     env = worker_env()
     patients = Patient.objects.bulk_create(
         Patient(
-            name=f"Race {i}", email=f"race{i}@example.com", phone=f"+1415800{i:04d}",
-            timezone="Europe/London", channels=["sms", "email"],
+            name=f"Race {i}",
+            email=f"race{i}@example.com",
+            phone=f"+1415800{i:04d}",
+            timezone="Europe/London",
+            channels=["sms", "email"],
         )
         for i in range(PATIENTS)
     )
@@ -69,10 +73,14 @@ def test_racing_senders_send_every_row_exactly_once(spawn, worker_env, mail_dir,
     starts_at = timezone.now() + timedelta(days=7)
     for first in range(0, PATIENTS, CHUNK):
         with transaction.atomic():  # the chunk's on-commit tasks are published when it commits
-            for patient in patients[first:first + CHUNK]:
+            for patient in patients[first : first + CHUNK]:
                 services.book(
-                    patient=patient, provider="Dr. Race", starts_at=starts_at, duration_minutes=30,
-                    location="Room 1", reason="Race",
+                    patient=patient,
+                    provider="Dr. Race",
+                    starts_at=starts_at,
+                    duration_minutes=30,
+                    location="Room 1",
+                    reason="Race",
                 )
         if first % (2 * CHUNK):
             sweeps_enqueued.append(sweep_due_notifications.delay().id)
@@ -93,7 +101,9 @@ def test_racing_senders_send_every_row_exactly_once(spawn, worker_env, mail_dir,
         for thread in threads:
             thread.start()
         wait_until(
-            lambda: not rows.filter(status__in=["pending", "sending"]).exists(), SETTLE_TIMEOUT, 0.2,
+            lambda: not rows.filter(status__in=["pending", "sending"]).exists(),
+            SETTLE_TIMEOUT,
+            0.2,
             message="every confirmation settled",
         )
         settled_after = time.monotonic() - started

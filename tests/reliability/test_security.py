@@ -2,6 +2,7 @@
 another patient's credentials (403 or 404, and nothing changes); the admin needs a staff
 login; Flower needs its basic auth; a worker that sent messages logs no secret and no full
 phone number."""
+
 import base64
 import secrets
 import sys
@@ -30,8 +31,11 @@ ENDPOINTS = [
     ("POST", "/api/patients/", {"name": "X", "email": "x@example.com", "timezone": "UTC", "channels": ["email"]}),
     ("GET", "/api/patients/{patient}/", None),
     ("PATCH", "/api/patients/{patient}/", {"name": "Renamed", "channels": ["sms"]}),
-    ("POST", "/api/appointments/", {"patient": "{patient}", "provider": "Dr. Who", "starts_at": "{future}",
-                                    "duration_minutes": 30}),
+    (
+        "POST",
+        "/api/appointments/",
+        {"patient": "{patient}", "provider": "Dr. Who", "starts_at": "{future}", "duration_minutes": 30},
+    ),
     ("GET", "/api/appointments/{appointment}/", None),
     ("POST", "/api/appointments/{appointment}/reschedule/", {"starts_at": "{future}"}),
     ("POST", "/api/appointments/{appointment}/cancel/", {"reason": "not mine"}),
@@ -63,7 +67,10 @@ def victim(db, twilio):
     failed_row = appointment.notifications.get(kind="booking_confirmation", channel="sms")
     Notification.objects.filter(pk=failed_row.pk).update(status="failed", last_error="dead", next_attempt_at=None)
     return {
-        "patient": patient.pk, "appointment": appointment.pk, "inbox_row": inbox_row.pk, "failed_row": failed_row.pk,
+        "patient": patient.pk,
+        "appointment": appointment.pk,
+        "inbox_row": inbox_row.pk,
+        "failed_row": failed_row.pk,
         "future": (timezone.now() + timedelta(days=9)).isoformat(),
     }
 
@@ -109,8 +116,18 @@ def test_anonymous_is_refused(victim, method, path, body):
     before = snapshot(victim)
     response = call(APIClient(), method, path, body, victim)
     counts = tally("7a anonymous refused", response.status_code)
-    report("7a anonymous refused", rows=1, sent=0, duplicates=0, lost=0, stuck=0, five_xx=int(response.status_code >= 500),
-           endpoint=f"{method} {path}", status=response.status_code, running_total=counts["requests"])
+    report(
+        "7a anonymous refused",
+        rows=1,
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=int(response.status_code >= 500),
+        endpoint=f"{method} {path}",
+        status=response.status_code,
+        running_total=counts["requests"],
+    )
     assert response.status_code == 401
     assert snapshot(victim) == before
 
@@ -125,9 +142,18 @@ def test_another_patient_is_refused(victim, method, path, body):
     before = snapshot(victim)
     response = call(client, method, path, body, victim)
     counts = tally("7b other patient refused", response.status_code)
-    report("7b other patient refused", rows=1, sent=0, duplicates=0, lost=0, stuck=0,
-           five_xx=int(response.status_code >= 500), endpoint=f"{method} {path}", status=response.status_code,
-           running_total=counts["requests"])
+    report(
+        "7b other patient refused",
+        rows=1,
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=int(response.status_code >= 500),
+        endpoint=f"{method} {path}",
+        status=response.status_code,
+        running_total=counts["requests"],
+    )
     if (method, path) in (("GET", "/api/inbox/"), ("GET", "/api/appointments/")):
         # The caller's own list: allowed, and none of the victim's rows in it.
         assert response.status_code == 200
@@ -139,8 +165,12 @@ def test_another_patient_is_refused(victim, method, path, body):
 
 
 ADMIN_PAGES = [
-    "/admin/", "/admin/notifications/notification/", "/admin/notifications/dashboard/",
-    "/admin/appointments/patient/", "/admin/appointments/appointment/", "/admin/django_celery_beat/periodictask/",
+    "/admin/",
+    "/admin/notifications/notification/",
+    "/admin/notifications/dashboard/",
+    "/admin/appointments/patient/",
+    "/admin/appointments/appointment/",
+    "/admin/django_celery_beat/periodictask/",
     "/admin/auth/user/",
 ]
 
@@ -160,9 +190,17 @@ def test_admin_pages_need_a_staff_login(client, django_user_model):
     staff = django_user_model.objects.create_superuser("boss", "boss@clinic.example", "boss-pass-123")
     client.force_login(staff)
     staff_ok = sum(client.get(page).status_code == 200 for page in ADMIN_PAGES)
-    report("7c admin needs staff login", rows=len(answers), sent=0, duplicates=0, lost=0, stuck=0,
-           five_xx=sum(1 for code in answers.values() if code >= 500), refused=len(answers),
-           staff_pages_ok=f"{staff_ok}/{len(ADMIN_PAGES)}")
+    report(
+        "7c admin needs staff login",
+        rows=len(answers),
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=sum(1 for code in answers.values() if code >= 500),
+        refused=len(answers),
+        staff_pages_ok=f"{staff_ok}/{len(ADMIN_PAGES)}",
+    )
     assert staff_ok == len(ADMIN_PAGES)
 
 
@@ -182,8 +220,9 @@ def test_flower_needs_basic_auth(spawn, worker_env):
     credentials = f"ops:{secrets.token_urlsafe(12)}"
     env = worker_env(FLOWER_BASIC_AUTH=credentials)
     flower = spawn.start(
-        "flower", [sys.executable, "-m", "celery", "-A", "config", "flower", f"--port={port}",
-                   "--address=127.0.0.1"], env,
+        "flower",
+        [sys.executable, "-m", "celery", "-A", "config", "flower", f"--port={port}", "--address=127.0.0.1"],
+        env,
     )
     base = f"http://127.0.0.1:{port}"
 
@@ -200,10 +239,19 @@ def test_flower_needs_basic_auth(spawn, worker_env):
     wrong = http_get(base + "/", auth="ops:wrong-password")
     authorised = http_get(base + "/", auth=credentials)
     open_paths = {page: http_get(base + page) for page in ("/metrics", "/healthcheck")}
-    report("7d flower basic auth", rows=len(pages) + 2, sent=0, duplicates=0, lost=0, stuck=0,
-           five_xx=sum(1 for code in [*anonymous.values(), wrong, authorised] if code >= 500),
-           anonymous="/".join(str(c) for c in anonymous.values()), wrong_password=wrong, with_auth=authorised,
-           unauthenticated_by_design="/".join(f"{p}:{c}" for p, c in open_paths.items()))
+    report(
+        "7d flower basic auth",
+        rows=len(pages) + 2,
+        sent=0,
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=sum(1 for code in [*anonymous.values(), wrong, authorised] if code >= 500),
+        anonymous="/".join(str(c) for c in anonymous.values()),
+        wrong_password=wrong,
+        with_auth=authorised,
+        unauthenticated_by_design="/".join(f"{p}:{c}" for p, c in open_paths.items()),
+    )
     assert set(anonymous.values()) == {401}, anonymous
     assert wrong == 401
     assert authorised == 200
@@ -220,28 +268,36 @@ def test_worker_logs_hold_no_secret_and_no_full_phone_number(spawn, worker_env, 
         settings.TWILIO_AUTH_TOKEN = token
         settings.TWILIO_API_BASE_URL = standin.base_url
         env = worker_env(
-            TWILIO_AUTH_TOKEN=token, TWILIO_API_BASE_URL=standin.base_url, DJANGO_SECRET_KEY=secret_key,
-            EMAIL_HOST_PASSWORD="smtp_" + secrets.token_hex(8), TWILIO_HTTP_TIMEOUT="0.5",
-            NOTIFICATIONS_BACKOFF_BASE="0.1", NOTIFICATIONS_BACKOFF_MAX="0.2", LOG_LEVEL=loglevel,
+            TWILIO_AUTH_TOKEN=token,
+            TWILIO_API_BASE_URL=standin.base_url,
+            DJANGO_SECRET_KEY=secret_key,
+            EMAIL_HOST_PASSWORD="smtp_" + secrets.token_hex(8),
+            TWILIO_HTTP_TIMEOUT="0.5",
+            NOTIFICATIONS_BACKOFF_BASE="0.1",
+            NOTIFICATIONS_BACKOFF_MAX="0.2",
+            LOG_LEVEL=loglevel,
         )
         phones = ["+14155550142", "+442079460958", "+15005550001", "+14155550143", "+14155550144"]
         standin.script("+14155550143", 503)  # a transient failure, retried
         standin.script("+14155550144", ("slow", 1.5))  # a read timeout, then the look-first retry
         standin.script("whatsapp:+14155550142", ("error", 400, 63016, "Failed to send to whatsapp:+14155550142"))
         patients = [
-            Patient.objects.create(name=f"Log {i}", email=f"log{i}@example.com", phone=phone,
-                                   channels=["email", "sms", "whatsapp"])
+            Patient.objects.create(
+                name=f"Log {i}", email=f"log{i}@example.com", phone=phone, channels=["email", "sms", "whatsapp"]
+            )
             for i, phone in enumerate(phones)
         ]
         worker = spawn.worker(f"log-worker-{loglevel.lower()}", env, loglevel=loglevel)
         for patient in patients:
-            services.book(patient=patient, provider="Dr. Log", starts_at=timezone.now() + timedelta(days=7),
-                          duration_minutes=30)
+            services.book(
+                patient=patient, provider="Dr. Log", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+            )
         rows = Notification.objects.filter(kind="booking_confirmation")
         deadline = time.monotonic() + 40
-        while rows.filter(status__in=["pending", "sending"]).exists() or rows.filter(
-            status="failed", next_attempt_at__isnull=False
-        ).exists():
+        while (
+            rows.filter(status__in=["pending", "sending"]).exists()
+            or rows.filter(status="failed", next_attempt_at__isnull=False).exists()
+        ):
             assert time.monotonic() < deadline, "rows did not settle"
             sweep_due_notifications.delay()
             time.sleep(0.5)
@@ -251,13 +307,38 @@ def test_worker_logs_hold_no_secret_and_no_full_phone_number(spawn, worker_env, 
         standin.stop()
 
     output = worker.output()
-    leaks = [name for name, secret in (("TWILIO_AUTH_TOKEN", token), ("DJANGO_SECRET_KEY", secret_key),
-                                       ("EMAIL_HOST_PASSWORD", env["EMAIL_HOST_PASSWORD"])) if secret in output]
-    full_numbers = sorted({phone for phone in phones if phone in output or phone.lstrip("+") in output
-                           or phone.replace("+", "%2B") in output})
-    report("7e worker logs", rows=rows.count(), sent=rows.filter(status="sent").count(), duplicates=0, lost=0,
-           stuck=0, five_xx=0, loglevel=loglevel, log_lines=len(output.splitlines()),
-           secrets_found=len(leaks), full_numbers_found=len(full_numbers), sms_posts=sum(sent.values()))
+    leaks = [
+        name
+        for name, secret in (
+            ("TWILIO_AUTH_TOKEN", token),
+            ("DJANGO_SECRET_KEY", secret_key),
+            ("EMAIL_HOST_PASSWORD", env["EMAIL_HOST_PASSWORD"]),
+        )
+        if secret in output
+    ]
+    full_numbers = sorted(
+        {
+            phone
+            for phone in phones
+            if phone in output or phone.lstrip("+") in output or phone.replace("+", "%2B") in output
+        }
+    )
+    report(
+        "7e worker logs",
+        rows=rows.count(),
+        sent=rows.filter(status="sent").count(),
+        duplicates=0,
+        lost=0,
+        stuck=0,
+        five_xx=0,
+        loglevel=loglevel,
+        log_lines=len(output.splitlines()),
+        secrets_found=len(leaks),
+        full_numbers_found=len(full_numbers),
+        sms_posts=sum(sent.values()),
+    )
     assert sum(sent.values()) > 0 and "sent" in output  # it did send, and logged it
     assert leaks == []
-    assert full_numbers == [], [line for line in output.splitlines() if any(p.lstrip("+") in line for p in full_numbers)][:5]
+    assert full_numbers == [], [
+        line for line in output.splitlines() if any(p.lstrip("+") in line for p in full_numbers)
+    ][:5]

@@ -8,11 +8,11 @@ Around it: a sweep batch that outlives its lease sends no row twice (2b); a recl
 Twilio had accepted is looked up, not sent again (2c); a worker killed mid-sweep duplicates at
 most its sends in flight, since each outcome is written as its send completes, with those
 done within 10 ms of it (2d)."""
+
 import threading
 import time
 from datetime import timedelta
 
-import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -42,7 +42,9 @@ def sms_patients(count, prefix):
 def book_all(patients):
     for patient in patients:
         services.book(
-            patient=patient, provider="Dr. Crash", starts_at=timezone.now() + timedelta(days=7),
+            patient=patient,
+            provider="Dr. Crash",
+            starts_at=timezone.now() + timedelta(days=7),
             duration_minutes=30,
         )
     return Notification.objects.filter(kind="booking_confirmation")
@@ -153,8 +155,13 @@ def test_sms_twilio_accepted_before_its_worker_died_is_not_sent_again(db, settin
     row.refresh_from_db()
     report(
         "2c reclaimed send accepted before the crash",
-        rows=1, sent=int(row.status == "sent"), duplicates=len(twilio.accepted) - 1, lost=int(not twilio.accepted),
-        stuck=int(row.status in ("pending", "sending")), five_xx=0, lookups=len(twilio.lookups),
+        rows=1,
+        sent=int(row.status == "sent"),
+        duplicates=len(twilio.accepted) - 1,
+        lost=int(not twilio.accepted),
+        stuck=int(row.status in ("pending", "sending")),
+        five_xx=0,
+        lookups=len(twilio.lookups),
     )
     assert row.status == "sent"
     assert len(twilio.accepted) == 1

@@ -21,4 +21,6 @@ class Command(BaseCommand):
             cells = " ".join(f"{row.get(c, 0):>9}" for c in summary["channels"])
             self.stdout.write(f"{status:<10} {cells} {sum(row.values()):>9}")
         age = summary["oldest_due_age_seconds"]
-        self.stdout.write(f"due now: {summary['due']}; oldest due: " + (f"{age:.0f}s ago" if age is not None else "none"))
+        self.stdout.write(
+            f"due now: {summary['due']}; oldest due: " + (f"{age:.0f}s ago" if age is not None else "none")
+        )

@@ -8,7 +8,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="list what would be sent; write nothing")
-        parser.add_argument("--retry-failed", action="store_true", help="also retry failed rows whose backoff has passed")
+        parser.add_argument(
+            "--retry-failed", action="store_true", help="also retry failed rows whose backoff has passed"
+        )
         parser.add_argument("--max", type=int, default=100, metavar="N", help="handle at most N rows (default 100)")
 
     def handle(self, *args, dry_run, retry_failed, max, **options):

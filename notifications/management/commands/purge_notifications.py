@@ -9,7 +9,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--older-than-days", type=int, default=settings.NOTIFICATIONS_RETENTION_DAYS, metavar="DAYS",
+            "--older-than-days",
+            type=int,
+            default=settings.NOTIFICATIONS_RETENTION_DAYS,
+            metavar="DAYS",
             help=f"age in days (default NOTIFICATIONS_RETENTION_DAYS, {settings.NOTIFICATIONS_RETENTION_DAYS})",
         )
         parser.add_argument("--dry-run", action="store_true", help="count what would be deleted; delete nothing")
