@@ -43,18 +43,37 @@ class Channel(models.TextChoices):
 
 
 class DeliveryStatus(models.TextChoices):
-    """Twilio's delivery receipts, ranked: a receipt never moves a row backwards."""
+    """Twilio's delivery receipts (every MessageStatus it documents for outbound messages)."""
 
     QUEUED = "queued"
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
     SENDING = "sending"
     SENT = "sent"
     DELIVERED = "delivered"
     UNDELIVERED = "undelivered"
     FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIALLY_DELIVERED = "partially_delivered"
     READ = "read"
 
 
-DELIVERY_RANK = {"": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5}
+# Receipts ranked: a receipt never moves a row backwards (they arrive twice and out of order).
+# The final outcomes share a rank, so the first of them to arrive stands.
+DELIVERY_RANK = {
+    "": 0,
+    "accepted": 1,
+    "scheduled": 1,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+    "partially_delivered": 4,
+    "read": 5,
+}
 
 
 class NotificationQuerySet(models.QuerySet):
@@ -163,7 +182,7 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True)
     error_code = models.CharField(max_length=32, blank=True)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
-    delivery_status = models.CharField(max_length=16, choices=DeliveryStatus.choices, blank=True)
+    delivery_status = models.CharField(max_length=32, choices=DeliveryStatus.choices, blank=True)
     delivery_error_code = models.CharField(max_length=16, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
     read_at = models.DateTimeField(null=True, blank=True)

@@ -43,10 +43,14 @@ def twilio_status(request):
     errors = {}
     if not sid:
         errors["MessageSid"] = ["This field is required."]
-    if status not in DELIVERY_RANK or not status:
-        errors["MessageStatus"] = [f"Unknown status {status!r}."]
+    if not status:
+        errors["MessageStatus"] = ["This field is required."]
     if errors:
         return JsonResponse(errors, status=400)
+    if status not in DELIVERY_RANK:
+        # Twilio adds statuses from time to time; refusing one would only make it retry.
+        logger.info("delivery receipt for %s with a status we do not rank: %r", sid, status[:32])
+        return JsonResponse({"updated": False})
 
     error_code = params.get("ErrorCode", "")[:16]
     if Notification.objects.record_delivery_status(sid, status, error_code):

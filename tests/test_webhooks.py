@@ -170,12 +170,53 @@ def test_receipt_for_unknown_message_answers_200_and_logs_it(client, caplog, sen
     assert delivery_of(sent_sms) == ("", "")
 
 
-def test_signed_receipt_with_unknown_status_is_400_naming_the_field(client, sent_sms):
-    response = post(client, receipt(sent_sms.provider_message_id, "exploded"))
+@pytest.mark.parametrize("status", ["accepted", "scheduled", "canceled", "partially_delivered", "receiving"])
+def test_every_twilio_status_is_answered_200(client, sent_sms, status):
+    response = post(client, receipt(sent_sms.provider_message_id, status))
+
+    assert response.status_code == 200
+
+
+def test_canceled_is_recorded_as_the_row_delivery_status(client, sent_sms):
+    assert post(client, receipt(sent_sms.provider_message_id, "canceled")).json() == {"updated": True}
+
+    assert delivery_of(sent_sms) == ("canceled", "")
+
+
+def test_partially_delivered_is_recorded_as_the_row_delivery_status(client, sent_sms):
+    assert post(client, receipt(sent_sms.provider_message_id, "partially_delivered")).json() == {"updated": True}
+
+    assert delivery_of(sent_sms) == ("partially_delivered", "")
+
+
+def test_accepted_after_delivered_does_not_move_the_row_back(client, sent_sms):
+    sid = sent_sms.provider_message_id
+    assert post(client, receipt(sid, "delivered")).status_code == 200
+
+    response = post(client, receipt(sid, "accepted"))
+
+    assert response.json() == {"updated": False}
+    assert delivery_of(sent_sms) == ("delivered", "")
+
+
+def test_status_twilio_may_add_later_is_answered_200_and_logged_without_change(client, caplog, sent_sms):
+    with caplog.at_level(logging.INFO, logger="notifications.webhooks"):
+        response = post(client, receipt(sent_sms.provider_message_id, "exploded"))
+
+    assert response.status_code == 200
+    assert response.json() == {"updated": False}
+    assert [r for r in caplog.records if "exploded" in r.getMessage()]
+    assert delivery_of(sent_sms) == ("", "")
+
+
+def test_signed_receipt_without_status_is_400_naming_the_field(client, sent_sms):
+    params = receipt(sent_sms.provider_message_id, "")
+    del params["MessageStatus"], params["SmsStatus"]
+
+    response = post(client, params)
 
     assert response.status_code == 400
     assert "MessageStatus" in response.json()
-    assert delivery_of(sent_sms) == ("", "")
 
 
 def test_signed_receipt_without_message_sid_is_400_naming_the_field(client, sent_sms):
