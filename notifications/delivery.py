@@ -65,8 +65,19 @@ def deliver(notifications):
 
 
 def _attempt(notification):
-    """Render and hand one row to its channel. Touches no database: the row arrives with its
-    patient and appointment loaded, and the outcome is written by the caller."""
+    """Render and hand one row to its channel, and say what became of it. Touches no database:
+    the row arrives with its patient and appointment loaded, and the outcome is written by the
+    caller. Whatever goes wrong in one row's attempt ends that row alone, never its batch."""
+    try:
+        return _send(notification)
+    except Exception as exc:  # noqa: BLE001 - one bad row (a bug, a corrupt field) must not strand the others
+        logger.exception("notification %s: unexpected error while sending", notification.pk)
+        return notification.outcome(
+            NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal"
+        )
+
+
+def _send(notification):
     reason = reason_not_to_send(notification)
     if reason:
         return notification.outcome(NotificationStatus.SKIPPED, error=reason)
@@ -81,11 +92,6 @@ def _attempt(notification):
     except DeliveryError as exc:
         return notification.outcome(
             NotificationStatus.FAILED, error=str(exc), error_code=exc.code, permanent=exc.permanent
-        )
-    except Exception as exc:  # noqa: BLE001 - a bug must not strand the row in SENDING
-        logger.exception("notification %s: unexpected error while sending", notification.pk)
-        return notification.outcome(
-            NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal"
         )
     return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
 
