@@ -1,17 +1,21 @@
 import re
 import zoneinfo
+from datetime import UTC
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from .access import visible_patients
 from .models import CHANNELS, Appointment, Patient
 
-E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+# ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+EMAIL_TAKEN = "An account with this email already exists."
 TIMEZONES = zoneinfo.available_timezones()
 
 
@@ -27,7 +31,10 @@ class AwareDateTimeField(serializers.DateTimeField):
             self.fail("invalid", format="ISO 8601, e.g. 2030-05-01T09:30:00+02:00")
         if timezone.is_naive(parsed):
             raise serializers.ValidationError("Include a UTC offset, e.g. 2030-05-01T09:30:00+02:00.")
-        return parsed
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:00-05:00 is past the last representable instant in UTC
+            raise serializers.ValidationError("Must fall before the year 10000 in UTC.") from None
 
 
 def future(value):
@@ -57,7 +64,7 @@ class PatientSerializer(serializers.ModelSerializer):
         return patient.user_id is not None
 
     def validate_phone(self, value):
-        if value and not E164.match(value):
+        if value and not E164.fullmatch(value):
             raise serializers.ValidationError("Use E.164 format, e.g. +14155550100.")
         return value
 
@@ -68,18 +75,26 @@ class PatientSerializer(serializers.ModelSerializer):
 
     def validate(self, attrs):
         password = attrs.get("password")
-        email = attrs.get("email") or getattr(self.instance, "email", "")
         if password:
             try:
                 validate_password(password)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"password": exc.messages}) from None
-            owner = getattr(self.instance, "user_id", None)
-            if get_user_model().objects.filter(username__iexact=email).exclude(pk=owner).exists():
-                raise serializers.ValidationError({"email": ["An account with this email already exists."]})
+        # Every change of a sign-in email is checked, with or without a password: the email is
+        # the username, and taking another account's would lock its owner out.
+        owner = getattr(self.instance, "user_id", None)
+        email = attrs.get("email", getattr(self.instance, "email", ""))
+        if (password or owner) and username_taken(email, besides=owner):
+            raise serializers.ValidationError({"email": [EMAIL_TAKEN]})
         return attrs
 
-    @transaction.atomic
+    def save(self, **kwargs):
+        try:
+            with transaction.atomic():
+                return super().save(**kwargs)
+        except IntegrityError:  # another request took the email between the check and the write
+            raise serializers.ValidationError({"email": [EMAIL_TAKEN]}) from None
+
     def create(self, validated_data):
         password = validated_data.pop("password", None)
         patient = Patient.objects.create(**validated_data)
@@ -90,7 +105,6 @@ class PatientSerializer(serializers.ModelSerializer):
             patient.save(update_fields=["user"])
         return patient
 
-    @transaction.atomic
     def update(self, patient, validated_data):
         password = validated_data.pop("password", None)
         patient = super().update(patient, validated_data)
@@ -102,7 +116,19 @@ class PatientSerializer(serializers.ModelSerializer):
         return patient
 
 
+def username_taken(email, besides=None):
+    return get_user_model().objects.filter(username__iexact=email).exclude(pk=besides).exists()
+
+
+class VisiblePatientField(serializers.PrimaryKeyRelatedField):
+    """A patient the caller may see: another patient's id answers what an unknown id answers."""
+
+    def get_queryset(self):
+        return visible_patients(self.context["request"].user)
+
+
 class AppointmentSerializer(serializers.ModelSerializer):
+    patient = VisiblePatientField()
     starts_at = AwareDateTimeField(validators=[future])
     duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
 

@@ -167,13 +167,13 @@ def test_a_400_is_not_stored_and_the_corrected_request_may_reuse_the_key(staff_c
     assert Appointment.objects.count() == 1
 
 
-def test_a_403_is_not_stored(patient_client, make_patient):
+def test_a_refused_booking_for_another_patient_is_not_stored(patient_client, make_patient):
     other = make_patient()
 
     refused = post(patient_client, URL, booking(other), "k")
     allowed = post(patient_client, URL, booking(patient_client.patient), "k")
 
-    assert refused.status_code == 403
+    assert refused.status_code == 400
     assert allowed.status_code == 201
 
 

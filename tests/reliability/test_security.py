@@ -1,5 +1,6 @@
 """Scenario 7, security: every API endpoint and method refuses anonymous callers (401) and
-another patient's credentials (403 or 404, and nothing changes); the admin needs a staff
+another patient's credentials (403, 404, or for a booking naming the victim the 400 of an
+unknown patient; and nothing changes); the admin needs a staff
 login; Flower needs its basic auth; a worker that sent messages logs no secret and no full
 phone number."""
 
@@ -159,6 +160,10 @@ def test_another_patient_is_refused(victim, method, path, body):
         assert response.status_code == 200
         ids = {item["id"] for item in response.json()["results"]}
         assert not ids & {victim["inbox_row"], victim["appointment"]}
+    elif (method, path) == ("POST", "/api/appointments/"):
+        # The victim's id answers what an id that does not exist answers: no enumeration.
+        assert response.status_code == 400
+        assert list(response.json()) == ["patient"]
     else:
         assert response.status_code in (403, 404)
     assert snapshot(victim) == before
