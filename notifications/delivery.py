@@ -4,16 +4,16 @@ The callers (Celery tasks, the sweep, the management command) only choose which 
 
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connections, transaction
 from django.utils import timezone
 
-from appointments.models import AppointmentStatus
+from appointments.models import Appointment, AppointmentStatus
 
 from .channels import DeliveryError, get_channel
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
@@ -41,26 +41,49 @@ def send_notifications(notification_ids):
 
 def deliver(notifications):
     """Send rows this process has claimed, record what happened, and log it. The sends run
-    side by side (they wait on providers, not on the CPU); each outcome is written as soon as
-    its send is done, together with any others done within OUTCOME_WRITE_WINDOW, so a worker
-    that dies loses hardly more than the sends in flight."""
+    side by side in threads of this batch (they wait on providers, not on the CPU). A row is
+    handed to a thread only when one is free, with its appointment read again just then, so a
+    cancel or a move that lands while the batch is under way stops the sends not yet started.
+    Each outcome is written as soon as its send is done, together with any others done within
+    OUTCOME_WRITE_WINDOW, so a worker that dies loses hardly more than the sends in flight."""
     counts = Counter()
-    running = {_pool().submit(_attempt, notification) for notification in notifications}
-    while running:
-        done, running = wait(running, return_when=FIRST_COMPLETED)
-        if running:
-            # Sends finishing within a few milliseconds of the first share its write: one
-            # transaction for several outcomes instead of one each.
-            more, running = wait(running, timeout=OUTCOME_WRITE_WINDOW)
-            done |= more
-        outcomes = [future.result() for future in done]
-        won = record_outcomes(outcomes)
-        for outcome in outcomes:
-            notification = outcome.notification
-            counts[outcome.fields["status"]] += 1
-            _log(outcome, won)
-            if notification.pk in won and notification.is_dead:
-                plan_fallback(notification)
+    waiting = deque(notifications)
+    threads = max(1, min(settings.NOTIFICATIONS_SEND_THREADS, len(waiting)))
+    with ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
+        running = set()
+        while waiting or running:
+            running |= {pool.submit(_attempt, n) for n in _with_current_state(waiting, threads - len(running))}
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            if running:
+                # Sends finishing within a few milliseconds of the first share its write: one
+                # transaction for several outcomes instead of one each.
+                more, running = wait(running, timeout=OUTCOME_WRITE_WINDOW)
+                done |= more
+            counts.update(_write([future.result() for future in done]))
+    return counts
+
+
+def _with_current_state(waiting, count):
+    """Take up to count rows off the queue, each with its appointment and patient as they are
+    now (one query), not as they were when the batch was claimed."""
+    rows = [waiting.popleft() for _ in range(min(count, len(waiting)))]
+    current = Appointment.objects.select_related("patient").in_bulk({n.appointment_id for n in rows})
+    for notification in rows:
+        if notification.appointment_id in current:
+            notification.appointment = current[notification.appointment_id]
+            notification.patient = notification.appointment.patient
+    return rows
+
+
+def _write(outcomes):
+    won = record_outcomes(outcomes)
+    counts = Counter()
+    for outcome in outcomes:
+        notification = outcome.notification
+        counts[outcome.fields["status"]] += 1
+        _log(outcome, won)
+        if notification.pk in won and notification.is_dead:
+            plan_fallback(notification)
     return counts
 
 
@@ -75,6 +98,10 @@ def _attempt(notification):
         return notification.outcome(
             NotificationStatus.FAILED, error=f"{exc.__class__.__name__}: {exc}", error_code="internal"
         )
+    finally:
+        # The thread ends with its batch: a connection it opened (a channel or template that
+        # reads the database) must not outlive it.
+        connections.close_all()
 
 
 def _send(notification):
@@ -94,17 +121,6 @@ def _send(notification):
             NotificationStatus.FAILED, error=str(exc), error_code=exc.code, permanent=exc.permanent
         )
     return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
-
-
-_executor = None
-
-
-def _pool():
-    """Threads for provider I/O, made on first use (after a prefork worker has forked)."""
-    global _executor
-    if _executor is None:
-        _executor = ThreadPoolExecutor(settings.NOTIFICATIONS_SEND_THREADS, thread_name_prefix="send")
-    return _executor
 
 
 def _log(outcome, won):
@@ -128,8 +144,10 @@ def _log(outcome, won):
 
 
 def reason_not_to_send(notification):
-    """Why a claimed row must not go out after all, decided at send time (a retry, a staff
-    retry or a reclaimed lease can bring back a row the appointment no longer wants)."""
+    """Why a claimed row must not go out after all, decided right before its send on the
+    appointment and patient as they are then (a retry, a staff retry, a reclaimed lease, or a
+    cancel that lands while the batch is under way can leave a row the appointment no longer
+    wants)."""
     appointment = notification.appointment
     if notification.channel in notification.patient.opted_out:
         return f"patient opted out of {notification.channel}"

@@ -8,11 +8,12 @@ import time
 from collections import Counter
 from datetime import timedelta
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from appointments import services
 from appointments.models import Patient
+from notifications import delivery
 from notifications.models import Notification
 from tasks.maintenance import sweep_due_notifications
 
@@ -148,3 +149,57 @@ def test_racing_senders_send_every_row_exactly_once(spawn, worker_env, mail_dir,
     assert Counter(received.values()) == {1: 2 * PATIENTS}, "each recipient got exactly one message"
     assert rows.exclude(attempts=1).count() == 0, "no row was claimed twice"
     assert tasks["on_commit_sent"] + tasks["sweep_sent"] + by_commands == 2 * PATIENTS
+
+
+def test_reminder_claimed_before_its_appointment_is_cancelled_or_moved_is_not_sent(transactional_db, settings, twilio):
+    """Scenario 1b: a batch of four due SMS reminders is claimed; while its first send is under
+    way (the stand-in takes 1 s over it, one send thread) two of the other appointments are
+    cancelled and one is moved, through the services as the API does. The three must not go."""
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    patients = Patient.objects.bulk_create(
+        Patient(name=f"Late change {i}", email="", phone=f"+1415870{i:04d}", channels=["sms"]) for i in range(4)
+    )
+    appointments = [
+        services.book(patient=p, provider="Dr. Race", starts_at=timezone.now() + timedelta(days=2), duration_minutes=30)
+        for p in patients
+    ]
+    reminders = Notification.objects.filter(kind="reminder", appointment__in=appointments, status="pending")
+    first_reminders = [reminders.filter(appointment=a).earliest("scheduled_for").pk for a in appointments]
+    Notification.objects.filter(pk__in=first_reminders).update(scheduled_for=timezone.now() - timedelta(minutes=1))
+    twilio.reset()
+    twilio.script(patients[0].phone, ("slow", 1.0))
+    claimed = sorted(Notification.objects.filter(pk__in=first_reminders).claim(), key=lambda n: n.patient.phone)
+
+    def change_the_others():
+        try:
+            services.cancel(appointments[1].pk, reason="unwell")
+            services.cancel(appointments[2].pk, reason="clinic closed")
+            services.reschedule(appointments[3].pk, starts_at=appointments[3].starts_at + timedelta(days=1))
+        finally:
+            connection.close()
+
+    changer = threading.Timer(0.3, change_the_others)
+    changer.start()
+    delivery.deliver(claimed)
+    changer.join()
+
+    reminders_sent = Counter(r.to for r in twilio.requests if "reminder" in r.body)
+    rows = {n.patient.phone: Notification.objects.get(pk=n.pk) for n in claimed}
+    changed = [p.phone for p in patients[1:]]
+    report(
+        "1b cancelled or moved after the claim",
+        rows=len(claimed),
+        sent=sum(1 for row in rows.values() if row.status == "sent"),
+        duplicates=duplicates(reminders_sent),
+        lost=int(reminders_sent[patients[0].phone] == 0),
+        stuck=sum(1 for row in rows.values() if row.status in ("pending", "sending")),
+        five_xx=0,
+        reminders_sent_after_change=f"{sum(reminders_sent[p] for p in changed)}/{len(changed)}",
+    )
+    assert reminders_sent[patients[0].phone] == 1 and rows[patients[0].phone].status == "sent"
+    assert [reminders_sent[phone] for phone in changed] == [0, 0, 0]
+    assert [(rows[phone].status, rows[phone].last_error) for phone in changed] == [
+        ("skipped", "appointment cancelled"),
+        ("skipped", "appointment cancelled"),
+        ("skipped", "appointment moved"),
+    ]
