@@ -118,7 +118,11 @@ def _send(notification):
         provider_message_id = get_channel(notification.channel).send(notification, render(notification))
     except DeliveryError as exc:
         return notification.outcome(
-            NotificationStatus.FAILED, error=str(exc), error_code=exc.code, permanent=exc.permanent
+            NotificationStatus.FAILED,
+            error=str(exc),
+            error_code=exc.code,
+            permanent=exc.permanent,
+            possibly_sent=exc.possibly_sent,
         )
     return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
 

@@ -16,7 +16,6 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .backoff import retry_delay
-from .channels.base import UNANSWERED
 
 
 class NotificationStatus(models.TextChoices):
@@ -133,12 +132,13 @@ class NotificationQuerySet(models.QuerySet):
             status=NotificationStatus.FAILED,
             next_attempt_at=None,
             claim_token=None,
+            possibly_sent=True,
             last_error="lease expired on the last attempt",
             updated_at=now,
         )
         # The vanished claimer may have sent the message before dying: the retry looks first.
         returned = expired.update(
-            status=NotificationStatus.PENDING, claim_token=None, error_code=UNANSWERED, updated_at=now
+            status=NotificationStatus.PENDING, claim_token=None, possibly_sent=True, updated_at=now
         )
         dead = Notification.objects.filter(pk__in=spent, status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
         return returned, list(dead.values_list("id", flat=True))
@@ -181,6 +181,10 @@ class Notification(models.Model):
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
     error_code = models.CharField(max_length=32, blank=True)
+    # An attempt may have reached the provider without its outcome coming back (no answer, a
+    # dropped connection, an expired lease): the message may be out, so every retry of a text
+    # message looks for it at Twilio first, until an attempt's outcome is known.
+    possibly_sent = models.BooleanField(default=False)
     provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     delivery_status = models.CharField(max_length=32, choices=DeliveryStatus.choices, blank=True)
     delivery_error_code = models.CharField(max_length=16, blank=True)
@@ -227,9 +231,12 @@ class Notification(models.Model):
         return cls(status=NotificationStatus.PENDING, **fields)
 
     # Outcomes of a claimed send. Each applies only while this claim still holds the row.
-    def outcome(self, status, *, error="", error_code="", provider_message_id="", permanent=False, now=None):
+    def outcome(
+        self, status, *, error="", error_code="", provider_message_id="", permanent=False, possibly_sent=False, now=None
+    ):
         """The Outcome of this claimed send: sent, failed (transient errors come back after a
-        backoff while attempts are left, the rest die), skipped, or deferred back to pending."""
+        backoff while attempts are left, the rest die), skipped, or deferred back to pending.
+        A row that may have been sent stays so through failures, until one is sent."""
         now = now or timezone.now()
         if status == NotificationStatus.PENDING:
             # Deferred (no rate-limit token): back in the queue, the attempt not counted,
@@ -237,10 +244,11 @@ class Notification(models.Model):
             return Outcome(self, {"status": status, "attempts": self.attempts - 1}, now)
         fields = {"status": status, "last_error": error, "error_code": error_code}
         if status == NotificationStatus.SENT:
-            fields.update(sent_at=now, provider_message_id=provider_message_id)
+            fields.update(sent_at=now, provider_message_id=provider_message_id, possibly_sent=False)
         elif status == NotificationStatus.FAILED:
             retry = not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS
             fields["next_attempt_at"] = now + retry_delay(self.attempts) if retry else None
+            fields["possibly_sent"] = self.possibly_sent or possibly_sent
         return Outcome(self, fields, now)
 
     def mark_sent(self, provider_message_id=""):

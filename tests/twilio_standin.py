@@ -48,8 +48,11 @@ class RecordedRequest:
 class TwilioStandIn:
     """Answers per recipient: a queued script entry first, then the magic numbers, then 201.
 
-    Script entries: an HTTP status (201, 429, 500, 503...), ("error", status, code), or
-    ("slow", seconds) which sleeps before answering 201."""
+    Script entries: an HTTP status (201, 429, 500, 503...), ("error", status, code),
+    ("slow", seconds) which sleeps before answering 201, or "drop": the message is accepted and
+    the connection closed without an answer. script_lookups(to, ...) queues statuses for the
+    next message-list requests about a recipient (an error instead of the list); clock_skew (seconds, negative when
+    Twilio's clock is behind ours) shifts the date_created of the messages it accepts."""
 
     def __init__(self, account_sid="AC" + "0" * 32, auth_token="standin-token"):
         self.account_sid = account_sid
@@ -58,6 +61,8 @@ class TwilioStandIn:
         self.accepted = []  # message resources, as Twilio would list them
         self.lookups = []  # the filters of each message-list request
         self._scripts = defaultdict(deque)
+        self._lookup_scripts = defaultdict(deque)
+        self.clock_skew = 0
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
@@ -73,12 +78,18 @@ class TwilioStandIn:
         with self._lock:
             self._scripts[to].extend(answers)
 
+    def script_lookups(self, to, *statuses):
+        with self._lock:
+            self._lookup_scripts[to].extend(statuses)
+
     def reset(self):
         with self._lock:
             self.requests.clear()
             self.accepted.clear()
             self.lookups.clear()
             self._scripts.clear()
+            self._lookup_scripts.clear()
+            self.clock_skew = 0
 
     def sent_to(self, to):
         return [r for r in self.requests if r.to == to]
@@ -118,11 +129,14 @@ class TwilioStandIn:
                 with standin._lock:
                     standin.requests.append(RecordedRequest(self.path, form, match["sid"]))
                 answer = standin._next_answer(form.get("To", ""))
-                if answer == 201 or (isinstance(answer, tuple) and answer[0] == "slow"):
+                if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):
                     # Accepted before answering: a client that stops waiting loses only the answer.
-                    message = _message(match["sid"], form)
+                    message = _message(match["sid"], form, standin.clock_skew)
                     with standin._lock:
                         standin.accepted.append(message)
+                    if answer == "drop":
+                        self.close_connection = True
+                        return None
                     if answer != 201:
                         time.sleep(answer[1])
                     return self._reply(201, message)
@@ -142,6 +156,11 @@ class TwilioStandIn:
                 filters = {k: v[0] for k, v in parse_qs(query).items() if k in ("To", "From")}
                 with standin._lock:
                     standin.lookups.append(filters)
+                    script = standin._lookup_scripts[filters.get("To", "")]
+                    failure = script.popleft() if script else None
+                if failure:
+                    return self._reply(failure, _error(failure, 20500, "Service error"))
+                with standin._lock:
                     found = [
                         m for m in reversed(standin.accepted) if all(m[k.lower()] == v for k, v in filters.items())
                     ]
@@ -179,9 +198,9 @@ class TwilioStandIn:
         return Handler
 
 
-def _message(account_sid, form):
+def _message(account_sid, form, clock_skew=0):
     sid = "SM" + uuid.uuid4().hex
-    now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+    now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(time.time() + clock_skew))
     return {
         "sid": sid,
         "account_sid": account_sid,

@@ -1,17 +1,18 @@
 from dataclasses import dataclass
 
-# The error code of a send whose outcome never came back (the provider did not answer, or the
-# worker died mid-send): the message may have gone out, so its retry looks for it first.
+# The error code of a send the provider did not answer in time.
 UNANSWERED = "unanswered"
 
 
 class DeliveryError(Exception):
-    """A send that did not go through. Permanent errors are never retried."""
+    """A send that did not go through. Permanent errors are never retried. possibly_sent: the
+    request may have reached the provider (no answer came back), so the message may be out."""
 
-    def __init__(self, message, *, permanent, code=""):
+    def __init__(self, message, *, permanent, code="", possibly_sent=False):
         super().__init__(message)
         self.permanent = permanent
         self.code = str(code or "")
+        self.possibly_sent = possibly_sent
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ import functools
 import itertools
 import logging
 import sys
+from datetime import timedelta
 
 import urllib3
 from django.conf import settings
@@ -22,10 +23,16 @@ outbox = []
 _local_ids = itertools.count(1)
 
 
+# How far Twilio's clock may be behind ours: a message it accepted is looked for from this long
+# before the row was planned (date_created is Twilio's clock, created_at ours).
+CLOCK_SKEW = timedelta(minutes=2)
+
+
 class TwilioBackend:
     def send(self, *, to, from_, body, look_first_since=None):
-        """Send a message and return its sid. With look_first_since (an earlier attempt went
-        unanswered), a message with this body that Twilio accepted since then counts as sent."""
+        """Send a message and return its sid. With look_first_since (an earlier attempt may
+        have reached Twilio), a message with this body that Twilio accepted since then counts
+        as sent."""
         if not from_:
             raise DeliveryError("no Twilio sender number is configured", permanent=True, code="config")
         client = twilio_client(
@@ -39,7 +46,7 @@ class TwilioBackend:
             options["status_callback"] = settings.TWILIO_STATUS_CALLBACK_URL
         with _translated_errors():
             if look_first_since is not None:
-                look_first_since = look_first_since.replace(microsecond=0)  # Twilio's times are whole seconds
+                look_first_since = look_first_since.replace(microsecond=0) - CLOCK_SKEW  # Twilio's are whole seconds
                 for message in client.messages.list(to=to, from_=from_, limit=20):
                     if message.body == body and message.date_created and message.date_created >= look_first_since:
                         return message.sid
@@ -53,13 +60,20 @@ def _translated_errors():
         yield
     except TwilioRestException as exc:
         raise _rest_error(exc) from exc
-    except TwilioException as exc:
-        raise DeliveryError(f"Twilio: {exc}", permanent=False) from exc
-    except urllib3.exceptions.ReadTimeoutError as exc:
-        raise DeliveryError("Twilio did not answer in time", permanent=False, code=UNANSWERED) from exc
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
-        # Refused or failed connections: the request never reached Twilio.
+    except urllib3.exceptions.ConnectTimeoutError as exc:
+        # No connection was made (refused, unresolvable, timed out connecting; NewConnectionError
+        # is one of these): the request never reached Twilio.
         raise DeliveryError(f"Twilio unreachable: {exc.__class__.__name__}", permanent=False) from exc
+    except urllib3.exceptions.ReadTimeoutError as exc:
+        raise DeliveryError(
+            "Twilio did not answer in time", permanent=False, code=UNANSWERED, possibly_sent=True
+        ) from exc
+    except (TwilioException, urllib3.exceptions.HTTPError, OSError) as exc:
+        # A connection dropped or reset after the request was written, a protocol error, an
+        # answer that would not parse: Twilio may have taken the message.
+        raise DeliveryError(
+            f"Twilio's answer was lost: {exc.__class__.__name__}", permanent=False, possibly_sent=True
+        ) from exc
 
 
 def _rest_error(exc):
@@ -97,11 +111,11 @@ _BACKENDS = {"twilio": TwilioBackend(), "console": ConsoleBackend(), "locmem": L
 
 
 def send_text(notification, from_, body):
-    """Send an SMS or WhatsApp row's text through the configured backend."""
-    unanswered_before = notification.error_code == UNANSWERED
+    """Send an SMS or WhatsApp row's text through the configured backend; a row that may have
+    been sent already is looked for at Twilio first."""
     return _BACKENDS[settings.SMS_BACKEND].send(
         to=notification.recipient,
         from_=from_,
         body=body,
-        look_first_since=notification.created_at if unanswered_before else None,
+        look_first_since=notification.created_at if notification.possibly_sent else None,
     )

@@ -200,3 +200,62 @@ def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_r
     )
     assert statuses == {"sent": len(patients)}
     assert all(1 <= accepted_sms[p.phone] <= 2 for p in patients)
+
+
+# name: (script of the first sends, script of the first look-ups)
+POSSIBLY_SENT = {
+    "dropped": (["drop"], []),  # accepted, then the connection closes without an answer
+    "lookup-fails": ([("slow", SLOW)], [503]),  # unanswered, then the retry's look-up gets a 503
+    "unanswered": ([("slow", SLOW)], []),  # unanswered, the look-up answers
+}
+TWILIO_CLOCK_BEHIND = 30  # seconds: Twilio's date_created is this much earlier than our clock
+
+
+def test_possibly_sent_sms_is_looked_up_until_its_outcome_is_known(db, fast_retries, late_twilio):
+    """Scenario 5c: three ways a request may have reached Twilio without an answer coming back,
+    under a clock at Twilio 30 s behind ours. Each retry must look first, and keep looking
+    after a failed look-up, so that every phone gets one SMS."""
+    twilio = late_twilio
+    twilio.clock_skew = -TWILIO_CLOCK_BEHIND
+    patients = {}
+    for n, (group, (sends, lookups)) in enumerate((g, s) for g, s in POSSIBLY_SENT.items() for _ in range(3)):
+        patient = Patient.objects.create(
+            name=f"Maybe {n}", email=f"maybe{n}@example.com", phone=f"+1415880{n:04d}", channels=["sms"]
+        )
+        twilio.script(patient.phone, *sends)
+        twilio.script_lookups(patient.phone, *lookups)
+        patients[patient.phone] = group
+        services.book(
+            patient=patient, provider="Dr. Maybe", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+        )
+    rows = Notification.objects.filter(kind="booking_confirmation")
+    deadline = time.monotonic() + 30
+    while rows.exclude(status="sent").exclude(status="failed", next_attempt_at__isnull=True).exists():
+        if time.monotonic() > deadline:
+            break
+        delivery.sweep()
+        time.sleep(0.05)
+    time.sleep(SLOW)
+
+    accepted_sms = Counter(message["to"] for message in twilio.accepted)
+    statuses = Counter(rows.values_list("status", flat=True))
+
+    def second_sms(group):
+        phones = [p for p, g in patients.items() if g == group]
+        return f"{sum(1 for p in phones if accepted_sms[p] >= 2)}/{len(phones)}"
+
+    report(
+        "5c possibly sent",
+        rows=len(patients),
+        sent=statuses["sent"],
+        duplicates=duplicates(accepted_sms),
+        lost=sum(1 for p in patients if accepted_sms[p] == 0),
+        stuck=len(patients) - statuses["sent"] - statuses["failed"],
+        five_xx=0,
+        **{f"second_sms_{group.replace('-', '_')}": second_sms(group) for group in POSSIBLY_SENT},
+        lookups=len(twilio.lookups),
+    )
+    assert statuses == {"sent": len(patients)}
+    assert {phone: accepted_sms[phone] for phone in patients} == {phone: 1 for phone in patients}
+    for row in rows:
+        assert row.provider_message_id in {m["sid"] for m in twilio.accepted if m["to"] == row.recipient}
