@@ -54,11 +54,24 @@ class PatientSerializer(serializers.ModelSerializer):
     channels = ChannelList(allow_empty=False)
     opted_out = ChannelList(required=False)
     password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+    # A patient changing their own password proves they know the current one; staff need not.
+    current_password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
     can_sign_in = serializers.SerializerMethodField()
 
     class Meta:
         model = Patient
-        fields = ["id", "name", "email", "phone", "timezone", "channels", "opted_out", "password", "can_sign_in"]
+        fields = [
+            "id",
+            "name",
+            "email",
+            "phone",
+            "timezone",
+            "channels",
+            "opted_out",
+            "password",
+            "current_password",
+            "can_sign_in",
+        ]
 
     def get_can_sign_in(self, patient) -> bool:
         return patient.user_id is not None
@@ -80,6 +93,9 @@ class PatientSerializer(serializers.ModelSerializer):
                 validate_password(password)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"password": exc.messages}) from None
+            if self.changes_own_password() and not self.instance.user.check_password(attrs.get("current_password", "")):
+                raise serializers.ValidationError({"current_password": ["Give your current password to change it."]})
+        attrs.pop("current_password", None)
         # Every change of a sign-in email is checked, with or without a password: the email is
         # the username, and taking another account's would lock its owner out.
         owner = getattr(self.instance, "user_id", None)
@@ -87,6 +103,11 @@ class PatientSerializer(serializers.ModelSerializer):
         if (password or owner) and username_taken(email, besides=owner):
             raise serializers.ValidationError({"email": [EMAIL_TAKEN]})
         return attrs
+
+    def changes_own_password(self):
+        request = self.context.get("request")
+        user = getattr(self.instance, "user", None)
+        return user is not None and request is not None and request.user.pk == user.pk
 
     def save(self, **kwargs):
         try:

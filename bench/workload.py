@@ -6,8 +6,8 @@ from datetime import timedelta
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 
+from accounts.tokens import issue_token
 from appointments.models import Appointment, Patient
 from notifications.models import Notification, NotificationAttempt, NotificationKind
 from notifications.planning import snapshot
@@ -36,7 +36,7 @@ def staff_token():
     if created:
         user.set_unusable_password()
         user.save()
-    return Token.objects.get_or_create(user=user)[0].key
+    return issue_token(user)
 
 
 def patients(count):

@@ -1,6 +1,7 @@
 """Settings, read from the environment (12-factor). Every variable is optional: the defaults
 are the embedded ones (SQLite under var/, Redis on loopback, console email and SMS)."""
 
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -43,9 +44,10 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "django_celery_beat",
+    "accounts",
     "appointments",
     "notifications",
 ]
@@ -118,7 +120,8 @@ STATIC_ROOT = VAR_DIR / "static"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Token <key>`, as before, with keys that expire (REST_KNOX below).
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -131,7 +134,20 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # Failed sign-ins (accounts/throttles.py); a success does not count.
+    "DEFAULT_THROTTLE_RATES": {
+        "sign_in_account": env_str("SIGN_IN_FAILURES_PER_ACCOUNT", "10/hour"),
+        "sign_in_address": env_str("SIGN_IN_FAILURES_PER_ADDRESS", "30/hour"),
+    },
 }
+# API tokens live AUTH_TOKEN_TTL_SECONDS (10 hours) and end sooner when the password changes.
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(seconds=env_int("AUTH_TOKEN_TTL_SECONDS", 10 * 60 * 60)),
+    "AUTH_HEADER_PREFIX": "Token",
+}
+# The cache holds the sign-in throttles' counts, in the database so every web process shares them
+# and a broker outage does not stop sign-ins (the table is made by migration accounts.0001).
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.db.DatabaseCache", "LOCATION": "django_cache"}}
 SPECTACULAR_SETTINGS = {
     "TITLE": "Appointment notifications API",
     "VERSION": "1.0.0",

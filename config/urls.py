@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
+from accounts.views import SignInView, admin_login
 from appointments.views import AppointmentViewSet, PatientViewSet
 from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
@@ -18,10 +18,11 @@ router.register("inbox", InboxViewSet, basename="inbox")
 
 urlpatterns = [
     path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
-    path("api/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/auth/token/", SignInView.as_view(), name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",
         AppointmentNotificationsView.as_view(),

@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Patient
 from config.celery import app as celery_app
@@ -58,6 +58,21 @@ def twilio(twilio_server, settings):
     settings.TWILIO_HTTP_TIMEOUT = 2.0
     text.outbox.clear()
     return twilio_server
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache(settings):
+    """The sign-in throttles' counts start empty in each test, in memory private to it."""
+    settings.CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": str(id(settings))}
+    }
+
+
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """Hashing passwords at the production cost would make sign-in tests take minutes; what a
+    hasher does is Django's, not ours."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
 @pytest.fixture(autouse=True)
@@ -127,7 +142,7 @@ def staff_user(django_user_model):
 
 def token_client(user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.get_or_create(user=user)[0].key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(user)}")
     return client
 
 

@@ -1,7 +1,8 @@
 """Who may call what: tokens, anonymous callers, patients versus staff."""
 
 import pytest
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
+from knox.settings import CONSTANTS
 from rest_framework.test import APIClient
 
 TOKEN_URL = "/api/auth/token/"
@@ -16,7 +17,9 @@ def test_token_is_issued_for_valid_credentials(anonymous, staff_user):
     response = anonymous.post(TOKEN_URL, {"username": "staff", "password": "staff-pass-123"}, format="json")
 
     assert response.status_code == 200
-    assert response.json() == {"token": Token.objects.get(user=staff_user).key}
+    assert set(response.json()) == {"token", "expiry"}
+    # knox keeps the key's first characters and its digest, never the key itself.
+    assert AuthToken.objects.get(user=staff_user).token_key == response.json()["token"][: CONSTANTS.TOKEN_KEY_LENGTH]
 
 
 def test_token_is_refused_for_a_wrong_password(anonymous, staff_user):
@@ -24,7 +27,7 @@ def test_token_is_refused_for_a_wrong_password(anonymous, staff_user):
 
     assert response.status_code == 400
     assert "token" not in response.json()
-    assert not Token.objects.filter(user=staff_user).exists()
+    assert not AuthToken.objects.filter(user=staff_user).exists()
 
 
 def test_token_is_refused_for_an_unknown_user(anonymous, db):

@@ -11,9 +11,9 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connections
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.tokens import issue_token
 from appointments import idempotency, services
 from appointments.models import Appointment, IdempotentRequest
 from config.celery import app as celery_app
@@ -272,7 +272,7 @@ def test_cancel_with_another_reason_and_the_same_key_is_422(staff_client, book):
 def test_racing_requests_with_the_same_key_book_once(transactional_db, staff_user, make_patient, monkeypatch):
     patient = make_patient()
     body = booking(patient)
-    token = Token.objects.create(user=staff_user).key
+    token = issue_token(staff_user)
     real_book = services.book
 
     def slow_book(**fields):

@@ -21,9 +21,9 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.tokens import issue_token
 from appointments.models import Patient
 from config.celery import app as celery_app
 from notifications.models import Notification
@@ -73,7 +73,7 @@ def own_redis(tmp_path):
 @pytest.fixture
 def staff_token(django_user_model):
     user = django_user_model.objects.create_user("rel-staff", "rel-staff@clinic.example", "x-pass-123", is_staff=True)
-    return Token.objects.create(user=user).key
+    return issue_token(user)
 
 
 def booking(patient, when):

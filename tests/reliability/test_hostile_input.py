@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from rest_framework.authtoken.models import Token
 from twilio.request_validator import RequestValidator
 
+from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Patient
 from config.wsgi import application
@@ -56,7 +56,7 @@ def wsgi_in_test_transaction():
 
 def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django_user_model, make_patient, book):
     staff = django_user_model.objects.create_user("fuzz-staff", "fuzz@clinic.example", "x-pass-123", is_staff=True)
-    headers = {"Authorization": f"Token {Token.objects.create(user=staff).key}"}
+    headers = {"Authorization": f"Token {issue_token(staff)}"}
     patient = make_patient(channels=["email", "sms", "in_app"], password="patient-pass-123")
     appointment = book(patient)
     row = appointment.notifications.filter(channel="in_app").first()

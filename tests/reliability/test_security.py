@@ -15,9 +15,9 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Appointment, Patient
 from notifications import delivery
@@ -139,7 +139,7 @@ def test_another_patient_is_refused(victim, method, path, body):
     intruder.user = get_user_model().objects.create_user(intruder.email, intruder.email, "mallory-pass-123")
     intruder.save()
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=intruder.user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {issue_token(intruder.user)}")
     before = snapshot(victim)
     response = call(client, method, path, body, victim)
     counts = tally("7b other patient refused", response.status_code)

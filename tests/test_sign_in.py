@@ -1,0 +1,120 @@
+"""Sign-in: failures are throttled per account and per address (the API and the admin), tokens
+expire, and a password change needs the current password and ends every token."""
+
+import pytest
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+TOKEN_URL = "/api/auth/token/"
+ADMIN_LOGIN_URL = "/admin/login/"
+
+
+def sign_in(username, password, address="203.0.113.7"):
+    return APIClient(REMOTE_ADDR=address).post(TOKEN_URL, {"username": username, "password": password}, format="json")
+
+
+def token_of(response):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {response.json()['token']}")
+    return client
+
+
+def test_an_account_is_throttled_after_ten_failures_even_with_the_right_password(staff_user):
+    failures = [sign_in("staff", f"guess-{n}", address=f"198.51.100.{n}").status_code for n in range(10)]
+
+    refused = sign_in("staff", "staff-pass-123")
+
+    assert failures == [400] * 10
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+    assert "detail" in refused.json()
+
+
+def test_an_address_is_throttled_after_thirty_failures_across_accounts(staff_user, db):
+    failures = [sign_in(f"user{n}@example.com", "guess").status_code for n in range(30)]
+
+    refused = sign_in("staff", "staff-pass-123")
+    elsewhere = sign_in("staff", "staff-pass-123", address="192.0.2.1")
+
+    assert failures == [400] * 30
+    assert refused.status_code == 429
+    assert elsewhere.status_code == 200
+
+
+def test_successful_sign_ins_are_not_counted(staff_user):
+    answers = {sign_in("staff", "staff-pass-123").status_code for _ in range(12)}
+
+    assert answers == {200}
+
+
+def test_admin_login_is_throttled_after_ten_failures(client, staff_user):
+    for n in range(10):
+        failed = client.post(ADMIN_LOGIN_URL, {"username": "staff", "password": f"guess-{n}"})
+        assert failed.status_code == 200  # the form again, with its error
+
+    refused = client.post(ADMIN_LOGIN_URL, {"username": "staff", "password": "staff-pass-123"})
+
+    assert refused.status_code == 429
+    assert int(refused["Retry-After"]) > 0
+
+
+def test_a_token_says_when_it_expires(staff_user):
+    response = sign_in("staff", "staff-pass-123")
+
+    assert response.status_code == 200
+    expiry = response.json()["expiry"]
+    assert timezone.datetime.fromisoformat(expiry) > timezone.now()
+
+
+def test_an_expired_token_is_refused(staff_user):
+    from knox.models import AuthToken
+
+    client = token_of(sign_in("staff", "staff-pass-123"))
+    assert client.get("/api/notifications/").status_code == 200
+
+    AuthToken.objects.filter(user=staff_user).update(expiry=timezone.now() - timezone.timedelta(seconds=1))
+
+    assert client.get("/api/notifications/").status_code == 401
+
+
+@pytest.fixture
+def patient(make_patient):
+    return make_patient(email="mary@example.com", password="frankenstein-1818")
+
+
+def test_changing_ones_password_needs_the_current_one(patient):
+    client = token_of(sign_in("mary@example.com", "frankenstein-1818"))
+
+    response = client.patch(f"/api/patients/{patient.pk}/", {"password": "the-modern-prometheus"}, format="json")
+    wrong = client.patch(
+        f"/api/patients/{patient.pk}/",
+        {"password": "the-modern-prometheus", "current_password": "not-it"},
+        format="json",
+    )
+
+    assert (response.status_code, list(response.json())) == (400, ["current_password"])
+    assert (wrong.status_code, list(wrong.json())) == (400, ["current_password"])
+    assert sign_in("mary@example.com", "frankenstein-1818").status_code == 200
+
+
+def test_a_password_change_ends_every_token_of_the_account(patient):
+    first = token_of(sign_in("mary@example.com", "frankenstein-1818"))
+    second = token_of(sign_in("mary@example.com", "frankenstein-1818"))
+
+    changed = first.patch(
+        f"/api/patients/{patient.pk}/",
+        {"password": "the-modern-prometheus", "current_password": "frankenstein-1818"},
+        format="json",
+    )
+
+    assert changed.status_code == 200
+    assert first.get(f"/api/patients/{patient.pk}/").status_code == 401
+    assert second.get(f"/api/patients/{patient.pk}/").status_code == 401
+    assert sign_in("mary@example.com", "the-modern-prometheus").status_code == 200
+
+
+def test_staff_set_a_patients_password_without_knowing_the_old_one(staff_client, patient):
+    response = staff_client.patch(f"/api/patients/{patient.pk}/", {"password": "the-modern-prometheus"}, format="json")
+
+    assert response.status_code == 200
+    assert sign_in("mary@example.com", "the-modern-prometheus").status_code == 200
