@@ -1,10 +1,11 @@
 # `make lint` runs ruff as CI does; `make run` starts the whole service on its embedded defaults; `make test` runs the suite;
-# `make bench` measures it (PostgreSQL and Redis on loopback; see docs/PERFORMANCE.md).
+# `make bench` measures it (PostgreSQL and Redis on loopback; see docs/PERFORMANCE.md); `make bench-peer` against
+# django-post-office.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint run test bench
+.PHONY: install lint run test bench bench-peer
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,3 +27,6 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench $(BENCH_ARGS)
+
+bench-peer: install
+	$(BIN)/python -m bench.peer $(BENCH_ARGS)

@@ -71,19 +71,23 @@ def parse_args(argv):
     options.database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     options.redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     options.command = command_line(argv)
-    # The benchmark process itself: the bench database and broker, no debug query log.
-    options.django_env = {
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": options.database_url,
-        "REDIS_URL": options.redis_url,
-        "DJANGO_DEBUG": "false",
-        "LOG_LEVEL": "WARNING",
-    }
+    options.django_env = django_env(options.database_url, options.redis_url)
     return options
 
 
-def command_line(argv):
+def django_env(database_url, redis_url):
+    """The benchmark process itself: the bench database and broker, no debug query log."""
+    return {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "DJANGO_DEBUG": "false",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def command_line(argv, module="bench"):
     python = Path(sys.executable)
     if python.is_relative_to(ROOT):
         python = python.relative_to(ROOT)
-    return shlex.join([str(python), "-m", "bench", *argv])
+    return shlex.join([str(python), "-m", module, *argv])

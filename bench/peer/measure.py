@@ -1,0 +1,131 @@
+"""One timed send of N emails by either side, and the alternating pairs of them.
+
+Inside each side's timed window:
+- post-office, `send_queued_mail --processes P`: the command's start-up (Python, Django), then
+  batch by batch (100): select the queued emails, build each message from what was rendered at
+  queue time, send on 5 threads a process (P processes forked a batch), mark them sent, insert
+  a log row per email; until none is queued. Queueing and rendering happen before the window.
+- ours, single process, `process_pending_notifications --max N`: the command's start-up, then
+  batch by batch: claim due rows (conditional UPDATE, read back), render each from its
+  templates, send on the send threads, write the outcomes and the attempt history.
+- ours, P processes: the prefork worker is already running; the window opens when P
+  `notifications.sweep_due` tasks are enqueued and closes when no row is pending or sending.
+The CPU counted is that of the sending processes only: the command (with any processes it
+forked and reaped), or the worker with its pool's processes; not PostgreSQL, Redis or the sink.
+"""
+
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from django.db.models import Count
+from django.utils import timezone
+
+from bench import services, workload
+from bench.measure import UNFINISHED, progress
+from bench.options import ROOT
+from config.celery import app
+from notifications.models import Notification, NotificationStatus
+from notifications.planning import snapshot
+from notifications.rendering import message_context
+
+SEND_TIMEOUT = 300  # seconds before a run is abandoned
+POLL = 0.05  # seconds between looks at the rows while the worker sweeps
+
+
+@dataclass
+class Send:
+    side: str
+    processes: int
+    emails: int
+    seconds: float
+    cpu_seconds: float
+    connections: int
+    problem: str  # "" when every address got exactly one message and every row was sent
+
+    @property
+    def per_s(self):
+        return self.emails / self.seconds
+
+    @property
+    def cpu_ms(self):
+        return self.cpu_seconds * 1000 / self.emails
+
+
+def peer_context():
+    """The values our reminder renders with, for the peer's queue (patient_name varies)."""
+    appointment = workload.appointments(1)[0]
+    context = message_context(snapshot(appointment))
+    return {key: value for key, value in context.items() if isinstance(value, str | int)}
+
+
+def peer_send(peer, sink, count, processes, context):
+    peer.queue(count, context)
+    sink.reset()
+    seconds, cpu = _timed_command(peer.send_command(processes), peer.env, peer.directory)
+    expected = {f"peer{n}@example.com" for n in range(count)}
+    return _result("post-office", processes, count, seconds, cpu, sink, expected, "")
+
+
+def our_rows(count):
+    """`count` due email reminders, each to a patient of its own; returns their addresses."""
+    workload.reset()
+    appointments = workload.appointments(count)
+    workload.due_reminders(appointments, count, ("email",))
+    return {appointment.patient.email for appointment in appointments}
+
+
+def our_command_send(env, sink, count):
+    expected = our_rows(count)
+    sink.reset()
+    command = [sys.executable, "manage.py", "process_pending_notifications", "--max", str(count)]
+    seconds, cpu = _timed_command(command, env, ROOT)
+    return _result("ours", 1, count, seconds, cpu, sink, expected, _unsent())
+
+
+def our_worker_send(worker, sink, count, processes):
+    expected = our_rows(count)
+    sink.reset()
+    rows = Notification.objects.filter(status__in=UNFINISHED)
+    cpu_before = services.cpu_seconds_by_process(worker.pid)["worker"]
+    started = time.perf_counter()
+    for _ in range(processes):
+        app.send_task("notifications.sweep_due")
+    deadline = time.monotonic() + SEND_TIMEOUT
+    while rows.exists() and time.monotonic() < deadline:
+        time.sleep(POLL)
+    seconds = time.perf_counter() - started
+    cpu = services.cpu_seconds_by_process(worker.pid)["worker"] - cpu_before
+    return _result("ours", processes, count, seconds, cpu, sink, expected, _unsent())
+
+
+def _timed_command(command, env, cwd):
+    """Run a command; its wall time and the CPU time of it and the processes it reaped."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.perf_counter()
+    services.LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(services.LOG_DIR / "peer-commands.log", "ab") as log:
+        subprocess.run(command, env=env, cwd=cwd, check=True, timeout=SEND_TIMEOUT, stdout=log, stderr=log)
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def _unsent():
+    by_status = dict(Notification.objects.values_list("status").annotate(n=Count("pk")))
+    unsent = {status: n for status, n in by_status.items() if status != NotificationStatus.SENT}
+    return f"rows not sent: {unsent}" if unsent else ""
+
+
+def _result(side, processes, count, seconds, cpu, sink, expected, problem):
+    stats = sink.stats()
+    if stats["messages"] != count or stats["more_than_once"] or set(sink.recipients()) != expected:
+        problem = f"{problem} sink: {stats['messages']} messages to {stats['addresses']} addresses".strip()
+    send = Send(side, processes, count, seconds, cpu, stats["connections"], problem)
+    progress(
+        f"{side} × {processes}: {send.per_s:,.0f} emails/s, {send.cpu_ms:.2f} ms CPU each, "
+        f"{send.connections:,} SMTP connections{'; ' + problem if problem else ''} ({timezone.now():%H:%M:%S})"
+    )
+    return send
