@@ -1,13 +1,43 @@
+from django import forms
 from django.contrib import admin
 
 from . import services
 from .models import Appointment, Patient
+from .serializers import PatientSerializer
+
+
+class PatientAdminForm(forms.ModelForm):
+    """Checked by the API's own serializer, so the admin takes exactly what the API takes (channels
+    and opted_out among the channels, E.164 phones, IANA time zones, a free sign-in email)."""
+
+    class Meta:
+        model = Patient
+        fields = ["name", "email", "phone", "timezone", "channels", "opted_out"]
+
+    def clean(self):
+        cleaned = super().clean()
+        self.serializer = PatientSerializer(
+            self.instance if self.instance.pk else None,
+            data={name: value for name, value in cleaned.items() if name in self.Meta.fields},
+            partial=bool(self.instance.pk),
+        )
+        if not self.serializer.is_valid():
+            for name, errors in self.serializer.errors.items():
+                # A list field's errors come keyed by item: {0: ["'fax' is not a valid choice."]}.
+                messages = [m for item in errors.values() for m in item] if isinstance(errors, dict) else errors
+                self.add_error(name if name in self.fields else None, messages)
+        return cleaned
 
 
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    form = PatientAdminForm
     list_display = ["name", "email", "phone", "timezone", "channels", "opted_out"]
     search_fields = ["name", "email", "phone"]
+
+    def save_model(self, request, obj, form, change):
+        # Saved as the API saves it, so a sign-in account follows its patient's email.
+        obj.pk = form.serializer.save().pk
 
 
 @admin.register(Appointment)

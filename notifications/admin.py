@@ -31,33 +31,25 @@ class NotificationAdmin(admin.ModelAdmin):
     list_filter = ["status", "channel", "kind", "delivery_status", "scheduled_for"]
     search_fields = ["patient__name", "patient__email", "provider_message_id", "recipient"]
     date_hierarchy = "scheduled_for"
-    raw_id_fields = ["appointment", "patient", "fallback_for"]
     inlines = [AttemptInline]
     actions = ["retry_selected", "cancel_selected"]
-    # Status changes only through the state machine's transitions (the actions below).
-    readonly_fields = [
-        "status",
-        "attempts",
-        "next_attempt_at",
-        "claimed_at",
-        "last_error",
-        "error_code",
-        "provider_message_id",
-        "delivery_status",
-        "sent_at",
-        "read_at",
-        "created_at",
-        "updated_at",
-    ]
 
-    @admin.action(description="Retry selected failed notifications")
+    # Read-only: a row's recipient, context, channel and times are the planner's, and its status
+    # changes only through the state machine's transitions (the actions below).
+    def get_readonly_fields(self, request, obj=None):
+        return [field.name for field in self.model._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    @admin.action(description="Retry selected failed notifications", permissions=["change"])
     def retry_selected(self, request, queryset):
         ids = list(queryset.filter(status="failed").values_list("id", flat=True))
         count = Notification.objects.filter(pk__in=ids).retry()
         enqueue(ids)
         self.message_user(request, f"{count} notification(s) queued again.", messages.SUCCESS)
 
-    @admin.action(description="Cancel selected notifications still to go out")
+    @admin.action(description="Cancel selected notifications still to go out", permissions=["change"])
     def cancel_selected(self, request, queryset):
         count = queryset.withdraw()
         self.message_user(request, f"{count} notification(s) cancelled.", messages.SUCCESS)

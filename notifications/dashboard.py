@@ -1,11 +1,15 @@
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from .monitoring import dashboard_figures
 
 
 def dashboard(request):
-    """Staff dashboard (wrapped in admin_view by the urls): the last day at a glance."""
+    """Staff dashboard (wrapped in admin_view by the urls): the last day at a glance, for staff
+    allowed to view notifications."""
+    if not request.user.has_perm("notifications.view_notification"):
+        raise PermissionDenied
     figures = dashboard_figures()
     rows = [
         (status, [figures["by_status"][status].get(channel, 0) for channel in figures["channels"]])
