@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install lint run test bench bench-peer
+.PHONY: install lint run test bench bench-peer messages
 
 $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,3 +30,11 @@ bench: install
 
 bench-peer: install
 	$(BIN)/python -m bench.peer $(BENCH_ARGS)
+
+# Translations: refresh locale/*/LC_MESSAGES/django.po from the templates and code (a new
+# language: make messages LOCALE=fr), then compile the .mo files, which are committed so that
+# a machine without GNU gettext runs the service. Needs gettext (apt-get install gettext).
+messages: install
+	$(BIN)/python manage.py makemessages $(if $(LOCALE),--locale $(LOCALE),--all) \
+	  --ignore 'var/*' --ignore 'tests/*' --ignore 'bench/*' --ignore 'scripts/*'
+	$(BIN)/python manage.py compilemessages --ignore '.venv/*'

@@ -1,4 +1,5 @@
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 
 from . import services
@@ -10,9 +11,12 @@ class PatientAdminForm(forms.ModelForm):
     """Checked by the API's own serializer, so the admin takes exactly what the API takes (channels
     and opted_out among the channels, E.164 phones, IANA time zones, a free sign-in email)."""
 
+    # The languages offered now (settings.LANGUAGES), not those of a migration.
+    language = forms.ChoiceField(choices=lambda: settings.LANGUAGES, initial=lambda: settings.LANGUAGE_CODE)
+
     class Meta:
         model = Patient
-        fields = ["name", "email", "phone", "timezone", "channels", "opted_out"]
+        fields = ["name", "email", "phone", "timezone", "language", "channels", "opted_out"]
 
     def clean(self):
         cleaned = super().clean()
@@ -32,7 +36,8 @@ class PatientAdminForm(forms.ModelForm):
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
     form = PatientAdminForm
-    list_display = ["name", "email", "phone", "timezone", "channels", "opted_out"]
+    list_display = ["name", "email", "phone", "timezone", "language", "channels", "opted_out"]
+    list_filter = ["language"]
     search_fields = ["name", "email", "phone"]
 
     def save_model(self, request, obj, form, change):

@@ -5,6 +5,10 @@ from django.utils import timezone
 CHANNELS = ("email", "sms", "whatsapp", "in_app")
 
 
+def default_language():
+    return settings.LANGUAGE_CODE
+
+
 class Patient(models.Model):
     # Set when the patient may sign in (their email is the username).
     user = models.OneToOneField(
@@ -14,6 +18,8 @@ class Patient(models.Model):
     email = models.EmailField()
     phone = models.CharField(max_length=16, blank=True, help_text="E.164, e.g. +14155550100")
     timezone = models.CharField(max_length=64, default="UTC")
+    # A code among settings.LANGUAGES: every message to the patient is written in it.
+    language = models.CharField(max_length=16, default=default_language)
     # The channels the patient chose, and those they have since opted out of.
     channels = models.JSONField(default=list)
     opted_out = models.JSONField(default=list, blank=True)
@@ -52,6 +58,9 @@ class Appointment(models.Model):
     reason = models.CharField(max_length=500, blank=True)
     status = models.CharField(max_length=16, choices=AppointmentStatus.choices, default=AppointmentStatus.SCHEDULED)
     cancel_reason = models.CharField(max_length=500, blank=True)
+    # The calendar invitation's SEQUENCE: every move or cancellation raises it, so the
+    # patient's calendar takes the newest invitation over an older one that arrives late.
+    sequence = models.PositiveIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,6 +2,7 @@ import re
 import zoneinfo
 from datetime import UTC
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -66,6 +67,7 @@ class PatientSerializer(serializers.ModelSerializer):
             "email",
             "phone",
             "timezone",
+            "language",
             "channels",
             "opted_out",
             "password",
@@ -84,6 +86,12 @@ class PatientSerializer(serializers.ModelSerializer):
     def validate_timezone(self, value):
         if value not in TIMEZONES:
             raise serializers.ValidationError(f"{value!r} is not an IANA time zone, e.g. Europe/London.")
+        return value
+
+    def validate_language(self, value):
+        codes = [code for code, _ in settings.LANGUAGES]
+        if value not in codes:
+            raise serializers.ValidationError(f"{value!r} is not one of {', '.join(codes)}.")
         return value
 
     def validate(self, attrs):

@@ -34,7 +34,8 @@ def reschedule(appointment_id, *, starts_at):
         return appointment
     previous_starts_at = appointment.starts_at
     appointment.starts_at = starts_at
-    appointment.save(update_fields=["starts_at", "updated_at"])
+    appointment.sequence += 1  # the row is locked: no lost increment
+    appointment.save(update_fields=["starts_at", "sequence", "updated_at"])
     appointment_rescheduled.send(
         Appointment,
         appointment=appointment,
@@ -52,6 +53,7 @@ def cancel(appointment_id, *, reason=""):
         return appointment
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason
-    appointment.save(update_fields=["status", "cancel_reason", "updated_at"])
+    appointment.sequence += 1
+    appointment.save(update_fields=["status", "cancel_reason", "sequence", "updated_at"])
     appointment_cancelled.send(Appointment, appointment=appointment, occurred_at=appointment.updated_at)
     return appointment

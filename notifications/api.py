@@ -17,6 +17,10 @@ from .rendering import render
 
 
 class NotificationSerializer(serializers.ModelSerializer):
+    # What the message said when it went out (empty until it is sent).
+    subject = serializers.CharField(source="rendered_subject", read_only=True)
+    text = serializers.CharField(source="rendered_text", read_only=True)
+
     class Meta:
         model = Notification
         fields = [
@@ -33,6 +37,8 @@ class NotificationSerializer(serializers.ModelSerializer):
             "provider_message_id",
             "delivery_status",
             "sent_at",
+            "subject",
+            "text",
         ]
 
 
@@ -94,7 +100,8 @@ class InboxItemSerializer(serializers.ModelSerializer):
         fields = ["id", "appointment", "kind", "text", "sent_at", "read_at"]
 
     def get_text(self, notification) -> str:
-        return render(notification).text
+        # Rows sent before messages were kept have no copy: rendered again.
+        return notification.rendered_text or render(notification).text
 
 
 class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from appointments.models import Appointment, AppointmentStatus
 
+from .catalog import refresh as refresh_templates
 from .channels import DeliveryError, get_channel
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
@@ -47,6 +48,10 @@ def deliver(notifications):
     Each outcome is written as soon as its send is done, together with any others done within
     OUTCOME_WRITE_WINDOW, so a worker that dies loses hardly more than the sends in flight."""
     counts = Counter()
+    if notifications:
+        # The clinic's templates, current to within a few seconds, looked up here rather than
+        # by the send threads.
+        refresh_templates()
     waiting = deque(notifications)
     threads = max(1, min(settings.NOTIFICATIONS_SEND_THREADS, len(waiting)))
     with ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
@@ -115,7 +120,8 @@ def _send(notification):
     if not take_token(notification.channel):
         return notification.outcome(NotificationStatus.PENDING)
     try:
-        provider_message_id = get_channel(notification.channel).send(notification, render(notification))
+        message = render(notification)
+        provider_message_id = get_channel(notification.channel).send(notification, message)
     except DeliveryError as exc:
         return notification.outcome(
             NotificationStatus.FAILED,
@@ -124,7 +130,7 @@ def _send(notification):
             permanent=exc.permanent,
             possibly_sent=exc.possibly_sent,
         )
-    return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id)
+    return notification.outcome(NotificationStatus.SENT, provider_message_id=provider_message_id, message=message)
 
 
 def _log(outcome, won):

@@ -189,6 +189,11 @@ class Notification(models.Model):
     delivery_status = models.CharField(max_length=32, choices=DeliveryStatus.choices, blank=True)
     delivery_error_code = models.CharField(max_length=16, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
+    # What the message said, as sent: wording is taken at send time, so a later edit of the
+    # clinic's templates leaves the record of a message already sent as it was.
+    rendered_subject = models.TextField(blank=True)
+    rendered_text = models.TextField(blank=True)
+    rendered_html = models.TextField(blank=True)
     read_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(default=timezone.now)
@@ -232,7 +237,16 @@ class Notification(models.Model):
 
     # Outcomes of a claimed send. Each applies only while this claim still holds the row.
     def outcome(
-        self, status, *, error="", error_code="", provider_message_id="", permanent=False, possibly_sent=False, now=None
+        self,
+        status,
+        *,
+        error="",
+        error_code="",
+        provider_message_id="",
+        permanent=False,
+        possibly_sent=False,
+        message=None,
+        now=None,
     ):
         """The Outcome of this claimed send: sent, failed (transient errors come back after a
         backoff while attempts are left, the rest die), skipped, or deferred back to pending.
@@ -245,6 +259,8 @@ class Notification(models.Model):
         fields = {"status": status, "last_error": error, "error_code": error_code}
         if status == NotificationStatus.SENT:
             fields.update(sent_at=now, provider_message_id=provider_message_id, possibly_sent=False)
+            if message is not None:
+                fields.update(rendered_subject=message.subject, rendered_text=message.text, rendered_html=message.html)
         elif status == NotificationStatus.FAILED:
             retry = not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS
             fields["next_attempt_at"] = now + retry_delay(self.attempts) if retry else None
@@ -358,3 +374,7 @@ class NotificationAttempt(models.Model):
 
     def __str__(self):
         return f"attempt {self.number}: {self.outcome}"
+
+
+# The clinic's templates live beside the rows, in their own module.
+from .template_models import MessageTemplate, MessageTemplateRevision  # noqa: E402, F401

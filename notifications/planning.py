@@ -18,6 +18,7 @@ def snapshot(appointment, previous_starts_at=None):
     return {
         "patient_name": patient.name,
         "timezone": patient.timezone,
+        "language": patient.language,
         "provider": appointment.provider,
         "starts_at": appointment.starts_at.isoformat(),
         "previous_starts_at": previous_starts_at.isoformat() if previous_starts_at else "",
@@ -26,6 +27,8 @@ def snapshot(appointment, previous_starts_at=None):
         "reason": appointment.reason,
         "cancel_reason": appointment.cancel_reason,
         "clinic_name": settings.CLINIC_NAME,
+        # The calendar invitation's: a later move has a higher one.
+        "sequence": appointment.sequence,
     }
 
 

@@ -1,7 +1,12 @@
-"""Turns a row into the message its channel sends, with Django's templates.
+"""Turns a row into the message its channel sends, with Django's templates, in the patient's
+language.
 
-Every template is looked up first under notifications/ (the clinic's overrides) and then at
-its plain path (the fallbacks shipped in templates/), as the seed did for email."""
+A message part (an email's subject, text or HTML; a text message's text) comes from the
+clinic's own template for its channel, kind and language when staff saved one (the database,
+notifications/catalog.py), else from a file: first under templates/notifications/ (the
+clinic's file overrides), then the file shipped in templates/. Files are translated with
+gettext (locale/); a sentence a language has no translation of stays in the default language.
+The wording is taken when the row is sent, not when it was planned."""
 
 import functools
 from datetime import datetime
@@ -10,8 +15,12 @@ from zoneinfo import ZoneInfo
 from django.template.loader import select_template
 from django.utils import dateformat, translation
 from django.utils.safestring import mark_safe
+from django.utils.translation import pgettext
 
+from .catalog import stored_templates
 from .channels import Message
+from .invitations import invitation
+from .languages import message_language
 from .models import Channel, NotificationKind
 
 TEXT_LIMIT = 1600  # Twilio refuses longer bodies
@@ -34,25 +43,41 @@ def all_template_names():
             yield from template_names(channel, kind).values()
 
 
-def render(notification):
-    context = message_context(notification.context)
-    # Text parts are not HTML: their values go in unescaped. The HTML part escapes them.
-    text_context = {key: mark_safe(value) if isinstance(value, str) else value for key, value in context.items()}
-    parts = {}
-    for part, name in template_names(notification.channel, notification.kind).items():
-        template = select_template(candidates(name))
-        parts[part] = template.render(context if part == "html" else text_context).strip()
-    if "subject" in parts:
-        parts["subject"] = " ".join(parts["subject"].split())
-    if notification.channel != Channel.EMAIL and len(parts["text"]) > TEXT_LIMIT:
-        parts["text"] = parts["text"][: TEXT_LIMIT - 1] + "…"
+def render(notification, stored=None):
+    """The message of a row. `stored` maps a part to the clinic's compiled template for it
+    (the catalog's, unless a preview passes the one being edited)."""
+    language = message_language(notification.context)
+    if stored is None:
+        stored = stored_templates(notification.channel, notification.kind, language)
+    with translation.override(language):
+        parts = render_parts(
+            notification.channel, notification.kind, message_context(notification.context, language), stored
+        )
+    calendar = invitation(notification) if notification.channel == Channel.EMAIL else None
+    if calendar:
+        parts["calendar_method"], parts["calendar"] = calendar
     return Message(**parts)
 
 
-def message_context(snapshot):
-    """The template context: the planning snapshot with its times in the patient's zone."""
+def render_parts(channel, kind, context, stored):
+    # Text parts are not HTML: their values go in unescaped. The HTML part escapes them.
+    text_context = {key: mark_safe(value) if isinstance(value, str) else value for key, value in context.items()}
+    parts = {}
+    for part, name in template_names(channel, kind).items():
+        template = stored.get(part) or select_template(candidates(name))
+        parts[part] = template.render(context if part == "html" else text_context).strip()
+    if "subject" in parts:
+        parts["subject"] = " ".join(parts["subject"].split())
+    if channel != Channel.EMAIL and len(parts["text"]) > TEXT_LIMIT:
+        parts["text"] = parts["text"][: TEXT_LIMIT - 1] + "…"
+    return parts
+
+
+def message_context(snapshot, language=None):
+    """The template context: the planning snapshot with its times in the patient's zone and
+    language."""
     zone = snapshot.get("timezone") or "UTC"
-    language = translation.get_language()
+    language = language or message_language(snapshot)
     context = dict(snapshot)
     for field in ("starts_at", "previous_starts_at"):
         if snapshot.get(field):
@@ -61,10 +86,21 @@ def message_context(snapshot):
     return context
 
 
+def appointment_date_and_time(snapshot):
+    """The appointment's (date, time) as the patient reads them, e.g. ('martes 8 de diciembre
+    de 2026', '09:30 CET'): for messages built outside the templates (WhatsApp Content
+    Template variables)."""
+    return local_date_and_time(snapshot["starts_at"], snapshot.get("timezone") or "UTC", message_language(snapshot))
+
+
 @functools.lru_cache(maxsize=4096)
 def local_date_and_time(iso_time, zone, language):
-    """An appointment's date and time as the patient reads them. Cached: the rows of one
+    """A time as the patient reads it, in their zone and language. Cached: the rows of one
     appointment, and a sweep's many rows, share a few times, and formatting them (translated
     day and month names) costs more than rendering the templates."""
     local = datetime.fromisoformat(iso_time).astimezone(ZoneInfo(zone))
-    return dateformat.format(local, "l j F Y"), dateformat.format(local, "H:i T")
+    with translation.override(language):
+        # Each language orders its dates its own way: the format itself is translated.
+        date_format = pgettext("date in a message (Django date format)", "l j F Y")
+        time_format = pgettext("time in a message (Django date format)", "H:i T")
+        return dateformat.format(local, date_format), dateformat.format(local, time_format)

@@ -114,13 +114,14 @@ def test_email_has_text_body_html_alternative_and_subject_naming_the_provider(bo
     assert email.to == ["grace@example.com"]
     assert "Dr. Ada Lovelace" in email.subject
     assert "Dear Grace Hopper" in email.body and "<p>" not in email.body
-    ((html, mimetype),) = email.alternatives
+    (html, mimetype), (_, calendar_mimetype) = email.alternatives
     assert mimetype == "text/html"
+    assert calendar_mimetype == "text/calendar; method=REQUEST"
     assert "<p>Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
     assert email.extra_headers["Message-ID"].strip("<>") == row.provider_message_id
 
 
-def test_smtp_accepted_message_is_sent_as_multipart_text_and_html(book, make_patient, smtp):
+def test_smtp_accepted_message_is_sent_as_multipart_text_html_and_calendar(book, make_patient, smtp):
     server = smtp()
 
     row = send_email_confirmation(book, make_patient, email="grace@example.com")
@@ -130,7 +131,9 @@ def test_smtp_accepted_message_is_sent_as_multipart_text_and_html(book, make_pat
     (raw,) = server.messages
     message = message_from_bytes(raw)
     assert message.get_content_type() == "multipart/alternative"
-    assert [part.get_content_type() for part in message.get_payload()] == ["text/plain", "text/html"]
+    parts = message.get_payload()
+    assert [part.get_content_type() for part in parts] == ["text/plain", "text/html", "text/calendar"]
+    assert parts[2].get_param("method") == "REQUEST"
     assert message["Message-ID"].strip("<>") == row.provider_message_id
     assert "Dr. Ada Lovelace" in message["Subject"]
 

@@ -20,6 +20,9 @@ class Message:
     text: str
     subject: str = ""
     html: str = ""
+    # An email's calendar invitation (iCalendar text) and its METHOD (REQUEST or CANCEL).
+    calendar: str = ""
+    calendar_method: str = ""
 
 
 class Channel:

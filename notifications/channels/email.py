@@ -7,13 +7,18 @@ from django.core.mail import EmailMultiAlternatives
 from .base import Channel, DeliveryError
 
 
+def sender_domain():
+    """The domain of DEFAULT_FROM_EMAIL ('' when it has none)."""
+    return settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">")
+
+
 class EmailChannel(Channel):
     """Django's email machinery: a plain-text body with an HTML alternative."""
 
     name = "email"
 
     def send(self, notification, message):
-        message_id = make_msgid(domain=settings.DEFAULT_FROM_EMAIL.rpartition("@")[2].strip(">") or None)
+        message_id = make_msgid(domain=sender_domain() or None)
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.text,
@@ -22,6 +27,9 @@ class EmailChannel(Channel):
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
+        if message.calendar:
+            # An alternative part, as calendar clients look for it: text/calendar; method=REQUEST.
+            email.attach_alternative(message.calendar, f"text/calendar; method={message.calendar_method}")
         try:
             email.send()
         except smtplib.SMTPRecipientsRefused as exc:

@@ -1,0 +1,73 @@
+"""The calendar invitation a confirmation or reschedule email carries (METHOD:REQUEST) and the
+cancellation email's withdrawal of it (METHOD:CANCEL), built with icalendar (RFC 5545).
+
+One UID per appointment, so the patient's calendar updates one entry; SEQUENCE is the
+appointment's count of changes (snapshotted when the row was planned), so a late-arriving older
+invitation never overwrites a newer one. Times are in the patient's time zone (the zone the
+appointment's messages are written in), with its VTIMEZONE."""
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.utils import timezone, translation
+from django.utils.translation import gettext
+from icalendar import Calendar, Event, vCalAddress
+
+from .channels.email import sender_domain
+from .languages import message_language
+from .models import NotificationKind
+
+METHODS = {
+    NotificationKind.BOOKING_CONFIRMATION: "REQUEST",
+    NotificationKind.RESCHEDULE: "REQUEST",
+    NotificationKind.CANCELLATION: "CANCEL",
+}
+
+
+def appointment_uid(appointment_id):
+    return f"appointment-{appointment_id}@{sender_domain() or 'localhost'}"
+
+
+def invitation(notification):
+    """(method, iCalendar text) for an email row of a kind that carries one, else None."""
+    method = METHODS.get(notification.kind)
+    snapshot = notification.context
+    if method is None or not snapshot.get("starts_at"):
+        return None
+    zone = ZoneInfo(snapshot.get("timezone") or "UTC")
+    starts_at = datetime.fromisoformat(snapshot["starts_at"]).astimezone(zone)
+    with translation.override(message_language(snapshot)):
+        summary = gettext("Appointment with %(provider)s") % {"provider": snapshot.get("provider", "")}
+    event = Event()
+    event.add("uid", appointment_uid(notification.appointment_id))
+    event.add("sequence", snapshot.get("sequence", 0))
+    event.add("dtstamp", timezone.now())
+    event.add("dtstart", starts_at)
+    event.add("dtend", starts_at + timedelta(minutes=snapshot.get("duration_minutes") or 30))
+    event.add("summary", summary)
+    event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
+    if snapshot.get("location"):
+        event.add("location", snapshot["location"])
+    event.add("description", "\n".join(filter(None, [summary, snapshot.get("reason", "")])))
+    organizer = vCalAddress(f"mailto:{_address(settings.DEFAULT_FROM_EMAIL)}")
+    organizer.params["cn"] = snapshot.get("clinic_name") or settings.CLINIC_NAME
+    event.add("organizer", organizer)
+    attendee = vCalAddress(f"mailto:{notification.recipient}")
+    attendee.params.update(cn=snapshot.get("patient_name", ""), role="REQ-PARTICIPANT", partstat="ACCEPTED")
+    event.add("attendee", attendee)
+    calendar = Calendar()
+    calendar.add("prodid", "-//Appointment notifications//EN")
+    calendar.add("version", "2.0")
+    calendar.add("method", method)
+    calendar.add_component(event)
+    # Only the rules around the appointment: the zone's full history would triple the size.
+    calendar.add_missing_timezones(
+        first_date=starts_at.date() - timedelta(days=366), last_date=starts_at.date() + timedelta(days=366)
+    )
+    return method, calendar.to_ical().decode()
+
+
+def _address(sender):
+    """'Clinic <appointments@clinic.example>' -> 'appointments@clinic.example'."""
+    return sender.rpartition("<")[2].rstrip(">").strip()
