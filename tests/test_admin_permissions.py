@@ -119,6 +119,7 @@ def test_a_patients_json_fields_are_validated_as_the_api_does(patient_editor, ma
         "email": patient.email,
         "phone": patient.phone,
         "timezone": patient.timezone,
+        "language": patient.language,
         "channels": '["email"]',
         "opted_out": "[]",
     }
@@ -137,6 +138,7 @@ def test_a_patient_saved_in_the_admin_keeps_their_sign_in_email_in_step(patient_
         "email": "renamed@example.com",
         "phone": patient.phone,
         "timezone": patient.timezone,
+        "language": patient.language,
         "channels": '["email", "in_app"]',
         "opted_out": "[]",
     }
