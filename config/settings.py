@@ -31,6 +31,8 @@ if PRODUCTION:
         raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must name this service's hosts when DJANGO_ENV=production")
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
+    # Browsers keep to https for a year once they have seen the service over it.
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 365 * 24 * 60 * 60)
     # The proxy terminates TLS and says so; Django then rebuilds public URLs (the webhook's
     # signed URL among them) with https and the public host.
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
@@ -195,6 +197,22 @@ RATE_LIMIT_MAX_WAIT = env_float("RATE_LIMIT_MAX_WAIT", 1.0)
 SMS_BACKEND = env_str("SMS_BACKEND") or ("twilio" if TWILIO_ACCOUNT_SID else "console")
 if SMS_BACKEND not in ("twilio", "console", "locmem"):
     raise ImproperlyConfigured(f"SMS_BACKEND must be twilio, console or locmem, not {SMS_BACKEND!r}")
+
+if PRODUCTION:
+    # Production never pretends to send: a console or in-memory backend would mark every message
+    # sent (and print the full address to stdout) while no patient hears of their appointment.
+    if EMAIL_BACKEND in (_EMAIL_BACKENDS["console"], _EMAIL_BACKENDS["locmem"]):
+        raise ImproperlyConfigured(
+            f"EMAIL_BACKEND must send real email when DJANGO_ENV=production (e.g. smtp), not {EMAIL_BACKEND!r}"
+        )
+    if SMS_BACKEND != "twilio":
+        raise ImproperlyConfigured(
+            f"SMS_BACKEND must be twilio, with TWILIO_ACCOUNT_SID set, when DJANGO_ENV=production, not {SMS_BACKEND!r}"
+        )
+    # Every secret in .env.example is a change-me placeholder; one left in place is no secret.
+    for _name in ("DJANGO_SECRET_KEY", "DATABASE_URL", "TWILIO_AUTH_TOKEN", "EMAIL_HOST_PASSWORD", "FLOWER_BASIC_AUTH"):
+        if "change-me" in env_str(_name):
+            raise ImproperlyConfigured(f"{_name} still holds the change-me placeholder of .env.example")
 
 CLINIC_NAME = env_str("CLINIC_NAME", "The Clinic")
 

@@ -7,6 +7,8 @@ import re
 import socket
 import subprocess
 import sys
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,6 +32,10 @@ GOOD_PRODUCTION_ENV = {
     "DJANGO_ENV": "production",
     "DJANGO_SECRET_KEY": "a-long-random-production-secret-key-for-the-test-0123456789",
     "DJANGO_ALLOWED_HOSTS": "notifications.example.org",
+    "EMAIL_BACKEND": "smtp",
+    "TWILIO_ACCOUNT_SID": "AC" + "0" * 32,
+    "TWILIO_AUTH_TOKEN": "a-real-looking-auth-token",
+    "TWILIO_PHONE_NUMBER": "+15005550006",
 }
 
 
@@ -89,6 +95,18 @@ def test_stateful_service_keeps_its_data_in_a_declared_volume(service):
     named = {mount.split(":", 1)[0] for mount in SERVICES[service]["volumes"]}
 
     assert named and named <= set(COMPOSE["volumes"])
+
+
+@pytest.mark.parametrize("service", ["web", "flower"])
+def test_published_ports_listen_on_loopback_only(service):
+    """The proxy in front publishes the service; a port on every interface would bypass it."""
+    ports = SERVICES[service]["ports"]
+
+    assert ports and all(str(port).startswith("127.0.0.1:") for port in ports)
+
+
+def test_the_docker_image_defaults_to_production():
+    assert re.search(r"^ENV .*\bDJANGO_ENV=production\b", (ROOT / "Dockerfile").read_text(), re.MULTILINE)
 
 
 @pytest.mark.parametrize("service", APP_SERVICES)
@@ -162,6 +180,20 @@ def test_web_healthcheck_passes_against_production_settings(production_web):
     assert result.returncode == 0, result.stderr
 
 
+def test_production_answers_https_requests_with_hsts(production_web):
+    port, env = production_web
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/healthz",
+        headers={"Host": env["DJANGO_ALLOWED_HOSTS"], "X-Forwarded-Proto": "https"},
+    )
+    try:
+        response = urllib.request.urlopen(request, timeout=10)
+    except urllib.error.HTTPError as exc:  # 503 when the broker is not up: headers all the same
+        response = exc
+
+    assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
+
+
 # .env.example
 
 
@@ -196,8 +228,34 @@ def test_every_env_example_variable_is_read_somewhere():
         ({"DJANGO_DEBUG": "1"}, "DJANGO_DEBUG"),
         ({"DJANGO_ALLOWED_HOSTS": ""}, "DJANGO_ALLOWED_HOSTS"),
         ({"DJANGO_ALLOWED_HOSTS": None}, "DJANGO_ALLOWED_HOSTS"),
+        ({"EMAIL_BACKEND": None}, "EMAIL_BACKEND"),
+        ({"EMAIL_BACKEND": "console"}, "EMAIL_BACKEND"),
+        ({"EMAIL_BACKEND": "locmem"}, "EMAIL_BACKEND"),
+        ({"EMAIL_BACKEND": "django.core.mail.backends.console.EmailBackend"}, "EMAIL_BACKEND"),
+        ({"TWILIO_ACCOUNT_SID": ""}, "SMS_BACKEND"),
+        ({"SMS_BACKEND": "console"}, "SMS_BACKEND"),
+        ({"SMS_BACKEND": "locmem"}, "SMS_BACKEND"),
+        ({"DJANGO_SECRET_KEY": "change-me-to-a-long-random-string"}, "DJANGO_SECRET_KEY"),
+        ({"DATABASE_URL": "postgres://notifications:change-me@postgres:5432/notifications"}, "DATABASE_URL"),
+        ({"FLOWER_BASIC_AUTH": "ops:change-me"}, "FLOWER_BASIC_AUTH"),
     ],
-    ids=["no-secret-key", "empty-secret-key", "debug-on", "empty-allowed-hosts", "no-allowed-hosts"],
+    ids=[
+        "no-secret-key",
+        "empty-secret-key",
+        "debug-on",
+        "empty-allowed-hosts",
+        "no-allowed-hosts",
+        "email-default-console",
+        "email-console",
+        "email-locmem",
+        "email-console-dotted",
+        "sms-default-console",
+        "sms-console",
+        "sms-locmem",
+        "placeholder-secret-key",
+        "placeholder-postgres-password",
+        "placeholder-flower-password",
+    ],
 )
 def test_production_refuses_to_start_with_one_line_naming_the_variable(tmp_path, overrides, variable):
     result = manage_check(production_env(tmp_path, **overrides))
