@@ -1,8 +1,11 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
 CHANNELS = ("email", "sms", "whatsapp", "in_app")
+WHATSAPP_SESSION = timedelta(hours=24)
 
 
 def default_language():
@@ -23,10 +26,19 @@ class Patient(models.Model):
     # The channels the patient chose, and those they have since opted out of.
     channels = models.JSONField(default=list)
     opted_out = models.JSONField(default=list, blank=True)
+    # When the patient last wrote to us on WhatsApp: for 24 hours after it, WhatsApp lets the
+    # clinic answer with free-form text; outside that window only approved templates go.
+    whatsapp_last_inbound_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self):
         return self.name
+
+    def whatsapp_session_open(self, now=None):
+        """Whether WhatsApp's 24-hour customer service window, opened by the patient's last
+        message to us, still lets free-form text through."""
+        last = self.whatsapp_last_inbound_at
+        return last is not None and (now or timezone.now()) - last < WHATSAPP_SESSION
 
     def wants(self, channel):
         return channel in self.channels and channel not in self.opted_out
@@ -61,6 +73,8 @@ class Appointment(models.Model):
     # The calendar invitation's SEQUENCE: every move or cancellation raises it, so the
     # patient's calendar takes the newest invitation over an older one that arrives late.
     sequence = models.PositiveIntegerField(default=0, editable=False)
+    # Set once, when the patient confirms (a reply to a reminder, or the confirm endpoint).
+    confirmed_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -56,3 +56,14 @@ def env_time_window(name, default):
     except ValueError:
         raise ImproperlyConfigured(f"{name} must look like 21:00-08:00, not {value!r}") from None
     return start, end
+
+
+def env_pairs(name):
+    """'reminder=HX1,cancellation=HX2' -> {'reminder': 'HX1', 'cancellation': 'HX2'}."""
+    pairs = {}
+    for item in env_list(name):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        if not (sep and key and value):
+            raise ImproperlyConfigured(f"{name} must be key=value pairs separated by commas, not {item!r}")
+        pairs[key] = value
+    return pairs

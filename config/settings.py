@@ -9,7 +9,7 @@ from celery.schedules import crontab
 from django.conf.locale import LANG_INFO
 from django.core.exceptions import ImproperlyConfigured
 
-from .env import env_bool, env_float, env_int, env_list, env_str, env_time_window
+from .env import env_bool, env_float, env_int, env_list, env_pairs, env_str, env_time_window
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -188,6 +188,12 @@ TWILIO_PHONE_NUMBER = env_str("TWILIO_PHONE_NUMBER")
 TWILIO_WHATSAPP_NUMBER = env_str("TWILIO_WHATSAPP_NUMBER")
 TWILIO_API_BASE_URL = env_str("TWILIO_API_BASE_URL")
 TWILIO_STATUS_CALLBACK_URL = env_str("TWILIO_STATUS_CALLBACK_URL")
+# The public URL of the inbound webhook as entered at Twilio (the URL it signs); else the
+# request's own URL as the proxy settings let Django rebuild it.
+TWILIO_INBOUND_URL = env_str("TWILIO_INBOUND_URL")
+# Approved WhatsApp Content Templates by kind ("reminder=HX…,booking_confirmation=HX…"): Twilio
+# delivers a business-initiated WhatsApp message only from an approved template.
+TWILIO_CONTENT_SIDS = env_pairs("TWILIO_CONTENT_SIDS")
 TWILIO_HTTP_TIMEOUT = env_float("TWILIO_HTTP_TIMEOUT", 10.0)
 # Sends per second across all workers (a token bucket in Redis); 0 means no limit. A send that
 # finds no token within RATE_LIMIT_MAX_WAIT seconds waits in the queue for the next sweep.

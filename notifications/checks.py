@@ -39,3 +39,32 @@ def lease_outlasts_a_send(app_configs, **kwargs):
             id="notifications.W001",
         )
     ]
+
+
+@checks.register()
+def content_templates_are_well_formed(app_configs, **kwargs):
+    """TWILIO_CONTENT_SIDS names kinds we send and Content Template SIDs (HX…): a typo would
+    otherwise send free-form WhatsApp messages that Twilio accepts and then fails (63016)."""
+    from django.conf import settings
+
+    from .models import NotificationKind
+
+    errors = []
+    for kind, sid in settings.TWILIO_CONTENT_SIDS.items():
+        if kind not in NotificationKind.values:
+            errors.append(
+                checks.Error(
+                    f"TWILIO_CONTENT_SIDS names an unknown kind {kind!r}",
+                    hint=f"Use one of {', '.join(NotificationKind.values)}.",
+                    id="notifications.E002",
+                )
+            )
+        if not (sid.startswith("HX") and len(sid) == 34 and sid[2:].isalnum()):
+            errors.append(
+                checks.Error(
+                    f"TWILIO_CONTENT_SIDS has {sid!r} for {kind!r}, which is not a Content Template SID",
+                    hint="A Content Template SID is HX followed by 32 characters (Twilio Console, Content Template Builder).",
+                    id="notifications.E003",
+                )
+            )
+    return errors

@@ -24,6 +24,8 @@ from .languages import message_language
 from .models import Channel, NotificationKind
 
 TEXT_LIMIT = 1600  # Twilio refuses longer bodies
+# The numbered variables of the clinic's WhatsApp Content Templates (DESIGN.md, contract).
+CONTENT_VARIABLES = ("patient_name", "date", "time", "provider", "location", "clinic_name")
 
 
 def template_names(channel, kind):
@@ -50,12 +52,13 @@ def render(notification, stored=None):
     if stored is None:
         stored = stored_templates(notification.channel, notification.kind, language)
     with translation.override(language):
-        parts = render_parts(
-            notification.channel, notification.kind, message_context(notification.context, language), stored
-        )
+        context = message_context(notification.context, language)
+        parts = render_parts(notification.channel, notification.kind, context, stored)
     calendar = invitation(notification) if notification.channel == Channel.EMAIL else None
     if calendar:
         parts["calendar_method"], parts["calendar"] = calendar
+    if notification.channel == Channel.WHATSAPP:
+        parts["variables"] = {str(n): str(context.get(name, "")) for n, name in enumerate(CONTENT_VARIABLES, 1)}
     return Message(**parts)
 
 

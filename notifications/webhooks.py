@@ -1,6 +1,8 @@
 """Twilio's delivery receipts (status callbacks)."""
 
 import logging
+import re
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 from django.core.exceptions import BadRequest, SuspiciousOperation
@@ -14,13 +16,20 @@ from .models import DELIVERY_RANK, Notification
 
 logger = logging.getLogger(__name__)
 
+# A message's SID (SM… for SMS and WhatsApp, MM… for MMS) and the shape of a status word, so
+# that a status Twilio adds later is accepted while a garbled field is refused.
+MESSAGE_SID = re.compile(r"^[A-Z]{2}[0-9a-fA-F]{32}$")
+STATUS_WORD = re.compile(r"^[a-z][a-z_-]{0,31}$")
 
-def signed_url(request):
-    """The URL Twilio signed: the callback URL we gave it when configured (right behind any
-    proxy), else this request's URL as the proxy settings let Django rebuild it."""
-    if settings.TWILIO_STATUS_CALLBACK_URL:
-        return settings.TWILIO_STATUS_CALLBACK_URL
-    return request.build_absolute_uri()
+
+def signed_url(request, configured_url):
+    """The URL Twilio signed: the public URL we gave it when configured (right behind any
+    proxy) with this request's query (the row's id in a status callback), else this request's
+    URL as the proxy settings let Django rebuild it."""
+    if not configured_url:
+        return request.build_absolute_uri()
+    scheme, netloc, path, _, _ = urlsplit(configured_url)
+    return urlunsplit((scheme, netloc, path, request.META.get("QUERY_STRING", ""), ""))
 
 
 @csrf_exempt
@@ -35,21 +44,25 @@ def twilio_status(request):
         return JsonResponse({"body": [str(exc) or "Unreadable request body."]}, status=400)
     signature = request.headers.get("X-Twilio-Signature", "")
     validator = RequestValidator(settings.TWILIO_AUTH_TOKEN)
-    if not (signature and settings.TWILIO_AUTH_TOKEN and validator.validate(signed_url(request), params, signature)):
+    if not (
+        signature
+        and settings.TWILIO_AUTH_TOKEN
+        and validator.validate(signed_url(request, settings.TWILIO_STATUS_CALLBACK_URL), params, signature)
+    ):
         return JsonResponse({"X-Twilio-Signature": ["Missing or invalid signature."]}, status=403)
 
     sid = params.get("MessageSid", "")
     status = params.get("MessageStatus", "")
     errors = {}
-    if not sid:
-        errors["MessageSid"] = ["This field is required."]
-    if not status:
-        errors["MessageStatus"] = ["This field is required."]
+    if not MESSAGE_SID.match(sid):
+        errors["MessageSid"] = ["This field is required." if not sid else "Not a Twilio message SID."]
+    if not STATUS_WORD.match(status):
+        errors["MessageStatus"] = ["This field is required." if not status else "Not a Twilio message status."]
     if errors:
         return JsonResponse(errors, status=400)
     if status not in DELIVERY_RANK:
         # Twilio adds statuses from time to time; refusing one would only make it retry.
-        logger.info("delivery receipt for %s with a status we do not rank: %r", sid, status[:32])
+        logger.info("delivery receipt for %s with a status we do not rank: %r", sid, status)
         return JsonResponse({"updated": False})
 
     error_code = params.get("ErrorCode", "")[:16]

@@ -15,6 +15,7 @@ from appointments import services
 from appointments.models import Patient
 from config.celery import app as celery_app
 from notifications.channels import text
+from notifications.models import NotificationKind
 from tests.twilio_standin import TwilioStandIn
 
 # The tests' own Redis database, so a running development worker never takes their tasks.
@@ -41,6 +42,10 @@ def settled(queryset, timeout=15):
 @pytest.fixture(scope="session")
 def twilio_server():
     server = TwilioStandIn()
+    server.standard_templates = {
+        kind: server.add_content_template(f"{{{{6}}}} {kind}: {{{{4}}}} on {{{{2}}}} at {{{{3}}}}, {{{{5}}}}")
+        for kind in NotificationKind.values
+    }
     yield server
     server.stop()
 
@@ -56,6 +61,9 @@ def twilio(twilio_server, settings):
     settings.TWILIO_PHONE_NUMBER = "+15005550006"
     settings.TWILIO_WHATSAPP_NUMBER = "whatsapp:+14155238886"
     settings.TWILIO_HTTP_TIMEOUT = 2.0
+    # As in production: an approved WhatsApp Content Template for every kind (free-form text
+    # goes only inside a patient's 24-hour session; tests/test_whatsapp.py tests both).
+    settings.TWILIO_CONTENT_SIDS = dict(twilio_server.standard_templates)
     text.outbox.clear()
     return twilio_server
 

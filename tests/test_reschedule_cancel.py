@@ -58,7 +58,7 @@ def test_reschedule_plans_new_reminders_for_the_new_time(book):
 
 
 def test_reschedule_through_api_sends_one_notice_per_channel_now(
-    celery_worker, staff_client, book, make_patient, twilio
+    celery_worker, staff_client, book, make_patient, twilio, settings
 ):
     patient = make_patient(channels=["email", "sms", "whatsapp", "in_app"])
     appointment = book(patient, starts_in=timedelta(days=7))
@@ -78,7 +78,9 @@ def test_reschedule_through_api_sends_one_notice_per_channel_now(
     assert len({n.scheduled_for for n in notices}) == 1
     assert len(mail.outbox) == 1 and "moved" in mail.outbox[0].subject
     assert sorted(r.to for r in twilio.requests) == ["+14155550100", "whatsapp:+14155550100"]
-    assert all("moved" in r.body for r in twilio.requests)
+    sms, whatsapp = sorted(twilio.requests, key=lambda r: r.to)
+    assert "moved" in sms.body
+    assert whatsapp.form["ContentSid"] == settings.TWILIO_CONTENT_SIDS["reschedule"]
 
 
 def test_rescheduling_to_the_same_time_again_creates_nothing_new(staff_client, book):
@@ -155,7 +157,9 @@ def test_cancel_turns_pending_rows_into_cancelled(staff_client, book):
     )
 
 
-def test_cancel_sends_one_cancellation_notice_per_channel(celery_worker, staff_client, book, make_patient, twilio):
+def test_cancel_sends_one_cancellation_notice_per_channel(
+    celery_worker, staff_client, book, make_patient, twilio, settings
+):
     patient = make_patient(channels=["email", "sms", "whatsapp", "in_app"])
     appointment = book(patient, starts_in=timedelta(days=7))
     settled(appointment.notifications.filter(kind="booking_confirmation"))
@@ -173,7 +177,9 @@ def test_cancel_sends_one_cancellation_notice_per_channel(celery_worker, staff_c
     assert len(mail.outbox) == 1 and "cancelled" in mail.outbox[0].subject
     assert "clinic closed" in mail.outbox[0].body
     assert sorted(r.to for r in twilio.requests) == ["+14155550100", "whatsapp:+14155550100"]
-    assert all("cancelled" in r.body and "clinic closed" in r.body for r in twilio.requests)
+    sms, whatsapp = sorted(twilio.requests, key=lambda r: r.to)
+    assert "cancelled" in sms.body and "clinic closed" in sms.body
+    assert whatsapp.form["ContentSid"] == settings.TWILIO_CONTENT_SIDS["cancellation"]
     assert {n.status for n in appointment.notifications.filter(kind="reminder")} == {"cancelled"}
 
 

@@ -328,7 +328,8 @@ def test_every_text_message_carries_the_configured_status_callback(settings, boo
 
     assert outcomes == ["sent", "sent"]
     assert sorted(r.to for r in twilio.requests) == ["+14155550123", "whatsapp:+14155550123"]
-    assert [r.form.get("StatusCallback") for r in twilio.requests] == [settings.TWILIO_STATUS_CALLBACK_URL] * 2
+    callbacks = {r.to: r.form.get("StatusCallback") for r in twilio.requests}
+    assert callbacks == {row.recipient: f"{settings.TWILIO_STATUS_CALLBACK_URL}?notification={row.pk}" for row in rows}
 
 
 def test_no_status_callback_is_sent_when_none_is_configured(book, make_patient, twilio):

@@ -2,8 +2,15 @@
 
 It answers POST /2010-04-01/Accounts/{sid}/Messages.json as Twilio does: 201 with a message
 resource, or a Twilio error body. Twilio's documented magic test numbers fail as they do
-there, a script per recipient can queue other answers (5xx, 429, slow answers), and every
-request is recorded for the tests to assert on."""
+there, a script per recipient can queue other answers (5xx, 429, slow answers, receipts that
+fail later), and every request is recorded for the tests to assert on.
+
+It behaves as Twilio does where the real one is not polite: a WhatsApp message goes by an
+approved Content Template (an unknown ContentSid is refused with 21655), free-form WhatsApp
+text outside the 24 hours after the patient's last message is accepted and then failed by a
+status callback with 63016, and an SMS number that texted STOP is refused with 21610 until it
+texts START. Its status callbacks and the patients' messages (send_inbound) reach our webhooks
+signed as Twilio signs them (tests/twilio_standin_webhooks.py)."""
 
 import base64
 import json
@@ -16,6 +23,15 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
+from tests.twilio_standin_webhooks import (
+    OPT_IN_WORDS,
+    OPT_OUT_WORDS,
+    WebhookPoster,
+    idempotency_header,
+    inbound_params,
+    status_params,
+)
+
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC\w+)/Messages\.json$")
 
 # https://www.twilio.com/docs/iam/test-credentials: magic "To" numbers and their errors.
@@ -26,6 +42,7 @@ MAGIC_NUMBERS = {
     "+15005550004": (400, 21610, "Attempt to send to unsubscribed recipient"),
     "+15005550009": (400, 21614, "'To' number is not a valid mobile number"),
 }
+WHATSAPP_SESSION_SECONDS = 24 * 3600
 
 
 @dataclass
@@ -52,7 +69,11 @@ class TwilioStandIn:
     ("slow", seconds) which sleeps before answering 201, or "drop": the message is accepted and
     the connection closed without an answer. script_lookups(to, ...) queues statuses for the
     next message-list requests about a recipient (an error instead of the list); clock_skew (seconds, negative when
-    Twilio's clock is behind ours) shifts the date_created of the messages it accepts."""
+    Twilio's clock is behind ours) shifts the date_created of the messages it accepts.
+    ("undelivered", code) and ("failed", code) answer 201 and then post "sent" and that receipt
+    with that error code, receipt_delay seconds apart, to the message's StatusCallback."""
+
+    receipt_delay = 0.2
 
     def __init__(self, account_sid="AC" + "0" * 32, auth_token="standin-token"):
         self.account_sid = account_sid
@@ -64,6 +85,12 @@ class TwilioStandIn:
         self._lookup_scripts = defaultdict(deque)
         self.clock_skew = 0
         self._lock = threading.Lock()
+        self.webhooks = WebhookPoster(auth_token)
+        # ContentSid -> its text with {{1}}… placeholders; approved once, kept by reset().
+        self.content_templates = {}
+        self.whatsapp_sessions = {}  # whatsapp:+number -> when it last wrote to us
+        self.sms_opted_out = set()  # (patient's number, our number) after STOP
+        self._status_callbacks = {}  # MessageSid -> its StatusCallback URL
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -90,6 +117,38 @@ class TwilioStandIn:
             self._scripts.clear()
             self._lookup_scripts.clear()
             self.clock_skew = 0
+            self.whatsapp_sessions.clear()
+            self.sms_opted_out.clear()
+            self._status_callbacks.clear()
+        self.webhooks.reset()
+
+    def add_content_template(self, text):
+        """An approved Content Template; returns its ContentSid."""
+        sid = "HX" + uuid.uuid4().hex
+        self.content_templates[sid] = text
+        return sid
+
+    def post_status(self, message_sid, status, error_code=None, token=None):
+        """Post a status callback for an accepted message now; returns the Posted record. The
+        same token again is Twilio retrying the same callback."""
+        message = next(m for m in self.accepted if m["sid"] == message_sid)
+        params = status_params(self.account_sid, message, status, error_code)
+        return self.webhooks.post(self._status_callbacks[message_sid], params, idempotency_header(token))
+
+    def send_inbound(self, url, from_, body, to):
+        """A patient's message to our number `to`, posted to our inbound webhook as Twilio posts
+        it; returns the Posted record (its body is our TwiML answer). A WhatsApp message opens
+        the 24-hour session; an SMS opt-out word blocks our number's messages to the patient's
+        and an opt-in word lifts it, as Twilio's Advanced Opt-Out does."""
+        word = body.strip().upper()
+        with self._lock:
+            if from_.startswith("whatsapp:"):
+                self.whatsapp_sessions[from_] = time.time()
+            elif word in OPT_OUT_WORDS:
+                self.sms_opted_out.add((from_, to))
+            elif word in OPT_IN_WORDS:
+                self.sms_opted_out.discard((from_, to))
+        return self.webhooks.post(url, inbound_params(self.account_sid, from_, to, body), idempotency_header())
 
     def sent_to(self, to):
         return [r for r in self.requests if r.to == to]
@@ -98,14 +157,59 @@ class TwilioStandIn:
         self._server.shutdown()
         self._server.server_close()
 
-    def _next_answer(self, to):
+    def _next_answer(self, form):
+        to = form.get("To", "")
         with self._lock:
             if self._scripts[to]:
                 return self._scripts[to].popleft()
+            if (to, form.get("From", "")) in self.sms_opted_out:
+                return ("error", 400, 21610, "Attempt to send to unsubscribed recipient")
         if to.removeprefix("whatsapp:") in MAGIC_NUMBERS:
             status, code, message = MAGIC_NUMBERS[to.removeprefix("whatsapp:")]
             return ("error", status, code, message)
+        if "ContentSid" in form:
+            return self._content_answer(form)
+        if to.startswith("whatsapp:") and not self._session_open(to):
+            return ("failed", 63016)
         return 201
+
+    def _content_answer(self, form):
+        """Twilio's checks of a Content Template message: a known ContentSid, JSON variables."""
+        if form["ContentSid"] not in self.content_templates:
+            return ("error", 400, 21655, "The ContentSid is Invalid")
+        try:
+            variables = json.loads(form.get("ContentVariables") or "{}")
+        except ValueError:
+            variables = None
+        if not isinstance(variables, dict):
+            return ("error", 400, 21656, "The ContentVariables Parameter is invalid")
+        return 201
+
+    def _session_open(self, to):
+        last = self.whatsapp_sessions.get(to)
+        return last is not None and time.time() - last < WHATSAPP_SESSION_SECONDS
+
+    def _accept(self, account_sid, form, receipts=()):
+        """Accept a message: keep it for the list, and post its later receipts, if any."""
+        message = _message(account_sid, form, self._content_body(form), self.clock_skew)
+        with self._lock:
+            self.accepted.append(message)
+            if form.get("StatusCallback"):
+                self._status_callbacks[message["sid"]] = form["StatusCallback"]
+        for n, (status, error_code) in enumerate(receipts, 1):
+            if form.get("StatusCallback"):
+                params = status_params(account_sid, message, status, error_code)
+                self.webhooks.post_later(n * self.receipt_delay, form["StatusCallback"], params, idempotency_header())
+        return message
+
+    def _content_body(self, form):
+        """The text Twilio lists for a message: its body, or its template with the variables in."""
+        if "ContentSid" not in form:
+            return form.get("Body", "")
+        text = self.content_templates[form["ContentSid"]]
+        for key, value in json.loads(form.get("ContentVariables") or "{}").items():
+            text = text.replace("{{" + key + "}}", str(value))
+        return text
 
     def _handler_class(self):
         standin = self
@@ -128,12 +232,14 @@ class TwilioStandIn:
                     return self._reply(401, _error(401, 20003, "Authenticate"))
                 with standin._lock:
                     standin.requests.append(RecordedRequest(self.path, form, match["sid"]))
-                answer = standin._next_answer(form.get("To", ""))
+                answer = standin._next_answer(form)
+                if isinstance(answer, tuple) and answer[0] in ("undelivered", "failed"):
+                    # Accepted now, failed later: Twilio's answer says nothing, a receipt does.
+                    receipts = [("sent", None), answer] if answer[0] == "undelivered" else [answer]
+                    return self._reply(201, standin._accept(match["sid"], form, receipts))
                 if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):
                     # Accepted before answering: a client that stops waiting loses only the answer.
-                    message = _message(match["sid"], form, standin.clock_skew)
-                    with standin._lock:
-                        standin.accepted.append(message)
+                    message = standin._accept(match["sid"], form)
                     if answer == "drop":
                         self.close_connection = True
                         return None
@@ -198,14 +304,14 @@ class TwilioStandIn:
         return Handler
 
 
-def _message(account_sid, form, clock_skew=0):
+def _message(account_sid, form, body, clock_skew=0):
     sid = "SM" + uuid.uuid4().hex
     now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(time.time() + clock_skew))
     return {
         "sid": sid,
         "account_sid": account_sid,
         "api_version": "2010-04-01",
-        "body": form.get("Body", ""),
+        "body": body,
         "date_created": now,
         "date_updated": now,
         "date_sent": None,

@@ -1,4 +1,4 @@
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The error code of a send the provider did not answer in time.
 UNANSWERED = "unanswered"
@@ -23,6 +23,8 @@ class Message:
     # An email's calendar invitation (iCalendar text) and its METHOD (REQUEST or CANCEL).
     calendar: str = ""
     calendar_method: str = ""
+    # A WhatsApp Content Template's variables ("1": patient_name, … "6": clinic_name).
+    variables: dict = field(default_factory=dict)
 
 
 class Channel:

@@ -4,9 +4,12 @@ SMS_BACKEND picks one. Twilio's errors are translated to DeliveryError here and 
 import contextlib
 import functools
 import itertools
+import json
 import logging
 import sys
 from datetime import timedelta
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import urllib3
 from django.conf import settings
@@ -18,6 +21,9 @@ from .twilio_http import PooledHttpClient
 
 logger = logging.getLogger(__name__)
 
+# The status callback URL's query parameter naming the row a receipt is for.
+NOTIFICATION_PARAMETER = "notification"
+
 # Messages sent with SMS_BACKEND=locmem, like django.core.mail.outbox.
 outbox = []
 _local_ids = itertools.count(1)
@@ -28,11 +34,19 @@ _local_ids = itertools.count(1)
 CLOCK_SKEW = timedelta(minutes=2)
 
 
+@dataclass(frozen=True)
+class Content:
+    """An approved WhatsApp Content Template and its variables, sent instead of a body."""
+
+    sid: str
+    variables: dict
+
+
 class TwilioBackend:
-    def send(self, *, to, from_, body, look_first_since=None):
-        """Send a message and return its sid. With look_first_since (an earlier attempt may
-        have reached Twilio), a message with this body that Twilio accepted since then counts
-        as sent."""
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
+        """Send a message (its body, or a Content Template) and return its sid. With
+        look_first_since (an earlier attempt may have reached Twilio), a message with this body
+        that Twilio accepted since then counts as sent."""
         if not from_:
             raise DeliveryError("no Twilio sender number is configured", permanent=True, code="config")
         client = twilio_client(
@@ -41,9 +55,13 @@ class TwilioBackend:
             settings.TWILIO_API_BASE_URL,
             settings.TWILIO_HTTP_TIMEOUT,
         )
-        options = {"to": to, "from_": from_, "body": body}
-        if settings.TWILIO_STATUS_CALLBACK_URL:
-            options["status_callback"] = settings.TWILIO_STATUS_CALLBACK_URL
+        options = {"to": to, "from_": from_}
+        if content:
+            options.update(content_sid=content.sid, content_variables=json.dumps(content.variables))
+        else:
+            options["body"] = body
+        if status_callback:
+            options["status_callback"] = status_callback
         with _translated_errors():
             if look_first_since is not None:
                 look_first_since = look_first_since.replace(microsecond=0) - CLOCK_SKEW  # Twilio's are whole seconds
@@ -94,28 +112,42 @@ def twilio_client(account_sid, auth_token, base_url, timeout):
 
 
 class ConsoleBackend:
-    def send(self, *, to, from_, body, look_first_since=None):
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
+        if content:
+            body = f"(template {content.sid} with {json.dumps(content.variables)})"
         sys.stdout.write(f"--- text message to {to} from {from_ or '(default sender)'} ---\n{body}\n---\n")
         sys.stdout.flush()
         return f"console-{next(_local_ids)}"
 
 
 class LocmemBackend:
-    def send(self, *, to, from_, body, look_first_since=None):
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
         message_id = f"locmem-{next(_local_ids)}"
-        outbox.append({"to": to, "from": from_, "body": body, "sid": message_id})
+        outbox.append({"to": to, "from": from_, "body": body, "content": content, "sid": message_id})
         return message_id
 
 
 _BACKENDS = {"twilio": TwilioBackend(), "console": ConsoleBackend(), "locmem": LocmemBackend()}
 
 
-def send_text(notification, from_, body):
-    """Send an SMS or WhatsApp row's text through the configured backend; a row that may have
-    been sent already is looked for at Twilio first."""
+def send_text(notification, from_, body, content=None):
+    """Send an SMS or WhatsApp row's text (or Content Template) through the configured backend."""
     return _BACKENDS[settings.SMS_BACKEND].send(
         to=notification.recipient,
         from_=from_,
         body=body,
         look_first_since=notification.created_at if notification.possibly_sent else None,
+        content=content,
+        status_callback=status_callback_url(notification),
     )
+
+
+def status_callback_url(notification):
+    """The status webhook's URL with the row's id in its query, so that a receipt finds its row
+    even when the send's answer (and with it the sid) was lost."""
+    base = settings.TWILIO_STATUS_CALLBACK_URL
+    if not base:
+        return ""
+    scheme, netloc, path, query, fragment = urlsplit(base)
+    query = urlencode([*parse_qsl(query), (NOTIFICATION_PARAMETER, notification.pk)])
+    return urlunsplit((scheme, netloc, path, query, fragment))
