@@ -7,8 +7,8 @@ import itertools
 import json
 import logging
 import sys
-from datetime import timedelta
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import urllib3
