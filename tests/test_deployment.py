@@ -130,8 +130,13 @@ def free_port():
 
 @pytest.fixture
 def production_web(tmp_path, free_port):
-    """gunicorn serving config.wsgi with production settings, as the web service runs it."""
+    """gunicorn serving config.wsgi with production settings, as the web service runs it (after
+    collectstatic, whose files whitenoise lists when gunicorn starts)."""
     env = production_env(tmp_path)
+    collected = subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env, capture_output=True, timeout=120
+    )
+    assert collected.returncode == 0, collected.stderr
     server = subprocess.Popen(
         [
             sys.executable,
@@ -192,6 +197,19 @@ def test_production_answers_https_requests_with_hsts(production_web):
         response = exc
 
     assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
+
+
+def test_production_serves_the_api_docs_assets_itself(production_web):
+    """gunicorn alone (whitenoise) serves what collectstatic gathered, as the web service runs it."""
+    port, env = production_web
+    host = {"Host": env["DJANGO_ALLOWED_HOSTS"]}
+    script = "/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js"
+
+    page = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/api/docs/", headers=host))
+    asset = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}{script}", headers=host))
+
+    assert script in page.read().decode()
+    assert asset.status == 200
 
 
 # .env.example
