@@ -293,7 +293,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Time limits stay below the lease, so a stuck send is killed before its row is reclaimed.
 CELERY_TASK_SOFT_TIME_LIMIT = min(120, NOTIFICATIONS_LEASE_SECONDS // 2)
 CELERY_TASK_TIME_LIMIT = min(150, NOTIFICATIONS_LEASE_SECONDS * 2 // 3)
-# The sweep stops claiming after a third of the lease and is killed at half of it.
+# The sweep's soft limit is half the lease: it claims no more rows than its threads can send
+# by then, each send as slow as its timeouts allow (delivery.sweep), and is killed at two thirds.
 CELERY_TASK_ANNOTATIONS = {
     "notifications.sweep_due": {
         "soft_time_limit": NOTIFICATIONS_LEASE_SECONDS // 2,
