@@ -246,6 +246,8 @@ NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
 # The daily failure digest goes to these addresses, or else to every active staff user with an email.
 NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
+# Appointments a patient may book for themselves in any hour (appointments/allowance.py).
+BOOKINGS_PER_PATIENT_PER_HOUR = env_int("BOOKINGS_PER_PATIENT_PER_HOUR", 5)
 # How long an Idempotency-Key is remembered (appointments/idempotency.py); an older key counts as new.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the
