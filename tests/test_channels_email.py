@@ -10,21 +10,24 @@ from email import message_from_bytes
 import pytest
 from django.core import mail
 
-from notifications.delivery import send_notification
+from notifications.delivery import send_notification, send_notifications
 from notifications.models import Notification
 
 
 class ScriptedSMTP(socketserver.ThreadingTCPServer):
     """Speaks just enough SMTP for smtplib. `replies` overrides the answer to a command
-    (GREETING, EHLO, MAIL, RCPT, DATA, or END for the end of the message data)."""
+    (GREETING, EHLO, MAIL, RCPT, DATA, or END for the end of the message data); `refused`
+    maps recipients to the RCPT answer refusing them. It counts the connections it accepted."""
 
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, **replies):
+    def __init__(self, refused=None, **replies):
         self.replies = replies
+        self.refused = refused or {}
         self.messages = []
         self.commands = []
+        self.connections = 0
         super().__init__(("127.0.0.1", 0), SMTPHandler)
         threading.Thread(target=self.serve_forever, daemon=True).start()
 
@@ -44,6 +47,7 @@ class SMTPHandler(socketserver.StreamRequestHandler):
 
     def handle(self):
         server = self.server
+        server.connections += 1
         self.reply(server.replies.get("GREETING", "220 standin.example ESMTP"))
         if not server.replies.get("GREETING", "220").startswith("220"):
             return
@@ -59,7 +63,8 @@ class SMTPHandler(socketserver.StreamRequestHandler):
             elif verb == "MAIL":
                 self.reply(server.replies.get("MAIL", "250 2.1.0 OK"))
             elif verb == "RCPT":
-                self.reply(server.replies.get("RCPT", "250 2.1.5 OK"))
+                recipient = line.partition("<")[2].partition(">")[0]
+                self.reply(server.refused.get(recipient) or server.replies.get("RCPT", "250 2.1.5 OK"))
             elif verb == "DATA":
                 answer = server.replies.get("DATA", "354 End data with <CR><LF>.<CR><LF>")
                 self.reply(answer)
@@ -82,8 +87,8 @@ class SMTPHandler(socketserver.StreamRequestHandler):
 def smtp(settings):
     servers = []
 
-    def start(**replies):
-        server = ScriptedSMTP(**replies)
+    def start(refused=None, **replies):
+        server = ScriptedSMTP(refused, **replies)
         servers.append(server)
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
         settings.EMAIL_HOST = "127.0.0.1"
@@ -194,3 +199,55 @@ def test_unreachable_smtp_server_is_transient(book, make_patient, settings):
     assert row.status == "failed"
     assert row.next_attempt_at is not None
     assert "SMTP" in row.last_error
+
+
+def email_confirmations(book, make_patient, *addresses):
+    """Booking confirmations by email, one to each address, in that order."""
+    return [
+        Notification.objects.get(
+            appointment=book(make_patient(channels=["email"], email=address)), kind="booking_confirmation"
+        )
+        for address in addresses
+    ]
+
+
+def quits(server):
+    return sum(1 for command in server.commands if command.upper() == "QUIT")
+
+
+def test_a_batch_sends_its_emails_on_one_connection_per_send_thread_and_closes_it(book, make_patient, smtp, settings):
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    server = smtp()
+    rows = email_confirmations(book, make_patient, "a@example.com", "b@example.com", "c@example.com")
+
+    send_notifications([row.pk for row in rows])
+
+    assert len(server.messages) == 3
+    assert server.connections == 1
+    assert quits(server) == 1  # closed when the batch ended
+
+
+def test_after_an_smtp_error_the_thread_sends_on_a_new_connection(book, make_patient, smtp, settings):
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    server = smtp(refused={"bad@example.com": "550 5.1.1 No such user here"})
+    rows = email_confirmations(book, make_patient, "a@example.com", "bad@example.com", "c@example.com")
+
+    send_notifications([row.pk for row in rows])
+
+    assert [Notification.objects.get(pk=row.pk).status for row in rows] == ["sent", "failed", "sent"]
+    assert len(server.messages) == 2
+    assert server.connections == 2
+    assert quits(server) == 2  # the one dropped after the error, and the batch's last
+
+
+def test_each_batch_opens_its_own_connections(book, make_patient, smtp, settings):
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    server = smtp()
+    first, second = email_confirmations(book, make_patient, "a@example.com", "b@example.com")
+
+    send_notifications([first.pk])
+    send_notifications([second.pk])
+
+    assert len(server.messages) == 2
+    assert server.connections == 2
+    assert quits(server) == 2

@@ -1,6 +1,7 @@
 from .base import Channel, DeliveryError, Message
 from .email import EmailChannel
 from .in_app import InAppChannel
+from .session import SendSession
 from .sms import SmsChannel
 from .whatsapp import WhatsAppChannel
 
@@ -11,4 +12,4 @@ def get_channel(name):
     return _CHANNELS[name]
 
 
-__all__ = ["Channel", "DeliveryError", "Message", "get_channel"]
+__all__ = ["Channel", "DeliveryError", "Message", "SendSession", "get_channel"]

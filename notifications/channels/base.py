@@ -29,9 +29,15 @@ class Message:
 
 class Channel:
     """One way of reaching a patient. send() returns the provider's message id or raises
-    DeliveryError; it is called with the row claimed, outside any transaction."""
+    DeliveryError; it is called with the row claimed, outside any transaction, with the
+    connection connect() made for this send thread and batch (see SendSession)."""
 
     name = ""
 
-    def send(self, notification, message):
+    def connect(self):
+        """A connection to the provider, not yet opened, with a close() method; None when the
+        channel keeps none of its own."""
+        return None
+
+    def send(self, notification, message, connection=None):
         raise NotImplementedError

@@ -2,7 +2,7 @@ import smtplib
 from email.utils import make_msgid
 
 from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
 
 from .base import Channel, DeliveryError
 
@@ -13,17 +13,22 @@ def sender_domain():
 
 
 class EmailChannel(Channel):
-    """Django's email machinery: a plain-text body with an HTML alternative."""
+    """Django's email machinery: a plain-text body with an HTML alternative, on a connection
+    (EMAIL_BACKEND's) that a send thread keeps open for its batch."""
 
     name = "email"
 
-    def send(self, notification, message):
+    def connect(self):
+        return get_connection()
+
+    def send(self, notification, message, connection=None):
         message_id = make_msgid(domain=sender_domain() or None)
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.text,
             to=[notification.recipient],
             headers={"Message-ID": message_id},
+            connection=connection,
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
@@ -31,6 +36,9 @@ class EmailChannel(Channel):
             # An alternative part, as calendar clients look for it: text/calendar; method=REQUEST.
             email.attach_alternative(message.calendar, f"text/calendar; method={message.calendar_method}")
         try:
+            if connection is not None:
+                # Opened here, not by send(): a connection send() opens it also closes.
+                connection.open()
             email.send()
         except smtplib.SMTPRecipientsRefused as exc:
             code, reason = next(iter(exc.recipients.values()))

@@ -6,5 +6,5 @@ class InAppChannel(Channel):
 
     name = "in_app"
 
-    def send(self, notification, message):
+    def send(self, notification, message, connection=None):
         return f"in_app:{notification.pk}"

@@ -7,5 +7,5 @@ from .text import send_text
 class SmsChannel(Channel):
     name = "sms"
 
-    def send(self, notification, message):
+    def send(self, notification, message, connection=None):
         return send_text(notification, settings.TWILIO_PHONE_NUMBER, message.text)

@@ -15,7 +15,7 @@ class WhatsAppChannel(Channel):
 
     name = "whatsapp"
 
-    def send(self, notification, message):
+    def send(self, notification, message, connection=None):
         sender = settings.TWILIO_WHATSAPP_NUMBER
         if sender and not sender.startswith("whatsapp:"):
             sender = f"whatsapp:{sender}"

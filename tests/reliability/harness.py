@@ -178,9 +178,8 @@ class Processes:
         self.started.append(process)
         return process
 
-    def worker(self, name, env, concurrency=4, loglevel="INFO", ready_timeout=60, wait=True, pool="threads"):
-        """`celery -A config worker --pool threads --concurrency N`, one process (or another
-        pool: time limits need prefork); waits until ready."""
+    def worker(self, name, env, concurrency=4, loglevel="INFO", ready_timeout=60, wait=True):
+        """`celery -A config worker --pool threads --concurrency N`, one process; waits until ready."""
         argv = [
             sys.executable,
             "-m",
@@ -189,7 +188,7 @@ class Processes:
             "config",
             "worker",
             "--pool",
-            pool,
+            "threads",
             "--concurrency",
             str(concurrency),
             "--loglevel",

@@ -1,0 +1,48 @@
+"""The provider connections of one batch of sends, owned by that batch.
+
+Each send thread opens its own connection to a channel's provider on its first send and reuses
+it for the rest of the batch; after an error the connection is dropped, and the thread's next
+send opens a fresh one. Every connection is closed when the batch ends."""
+
+import contextlib
+import threading
+
+
+class SendSession:
+    def __init__(self):
+        self._local = threading.local()
+        self._opened = []
+        self._lock = threading.Lock()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+
+    def send(self, channel, notification, message):
+        """Hand the message to the channel on this thread's connection to it."""
+        held = self._local.__dict__.setdefault("connections", {})
+        if channel.name not in held:
+            held[channel.name] = connection = channel.connect()
+            if connection is not None:
+                with self._lock:
+                    self._opened.append(connection)
+        try:
+            return channel.send(notification, message, held[channel.name])
+        except BaseException:
+            # The connection's state is unknown after an error: the next send opens another.
+            _close(held.pop(channel.name))
+            raise
+
+    def close(self):
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for connection in opened:
+            _close(connection)
+
+
+def _close(connection):
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.close()
