@@ -3,7 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 
 from . import services
-from .models import Appointment, Patient
+from .models import Appointment, Location, Patient, Provider
 from .serializers import PatientSerializer
 
 
@@ -43,6 +43,17 @@ class PatientAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         # Saved as the API saves it, so a sign-in account follows its patient's email.
         obj.pk = form.serializer.save().pk
+
+
+@admin.register(Provider)
+class ProviderAdmin(admin.ModelAdmin):
+    search_fields = ["name"]
+
+
+@admin.register(Location)
+class LocationAdmin(admin.ModelAdmin):
+    list_display = ["name", "address"]
+    search_fields = ["name", "address"]
 
 
 @admin.register(Appointment)

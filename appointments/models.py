@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 from django.utils import timezone
 
 CHANNELS = ("email", "sms", "whatsapp", "in_app")
@@ -56,6 +57,34 @@ class Patient(models.Model):
         raise ValueError(f"unknown channel {channel!r}")
 
 
+class Provider(models.Model):
+    """A clinician staff keep on record. A booking names one, so what goes out from the clinic's
+    sender as the provider is always the clinic's own words, never a patient's."""
+
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="provider_name_unique_any_case")]
+
+    def __str__(self):
+        return self.name
+
+
+class Location(models.Model):
+    """A place staff keep on record, named by a booking like a provider."""
+
+    name = models.CharField(max_length=200)
+    address = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="location_name_unique_any_case")]
+
+    def __str__(self):
+        return self.name
+
+
 class AppointmentStatus(models.TextChoices):
     SCHEDULED = "scheduled"
     CANCELLED = "cancelled"
@@ -63,6 +92,8 @@ class AppointmentStatus(models.TextChoices):
 
 class Appointment(models.Model):
     patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="appointments")
+    # The names of a Provider and a Location as booked (the API takes only names on record); kept
+    # as text so a record renamed later does not rewrite what the patient was told.
     provider = models.CharField(max_length=200)
     starts_at = models.DateTimeField()
     duration_minutes = models.PositiveIntegerField(default=30)

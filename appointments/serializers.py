@@ -12,7 +12,8 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from .access import visible_patients
-from .models import CHANNELS, Appointment, Patient
+from .models import CHANNELS, Appointment, Location, Patient, Provider
+from .records import RecordName
 
 # ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -158,6 +159,8 @@ class VisiblePatientField(serializers.PrimaryKeyRelatedField):
 
 class AppointmentSerializer(serializers.ModelSerializer):
     patient = VisiblePatientField()
+    provider = RecordName(Provider)
+    location = RecordName(Location, required=False, allow_blank=True)
     starts_at = AwareDateTimeField(validators=[future])
     duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
 

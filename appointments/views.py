@@ -1,10 +1,11 @@
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 
-from . import services
+from . import allowance, services
 from .access import visible_appointments, visible_patients
 from .idempotency import KEY_PARAMETER, idempotent
 from .serializers import AppointmentSerializer, CancelSerializer, PatientSerializer, RescheduleSerializer
@@ -44,7 +45,10 @@ class AppointmentViewSet(
         return super().create(request, *args, **kwargs)
 
     def perform_create(self, serializer):
-        serializer.instance = services.book(**serializer.validated_data)
+        with transaction.atomic():
+            if not self.request.user.is_staff:
+                allowance.check(serializer.validated_data["patient"])
+            serializer.instance = services.book(**serializer.validated_data)
 
     @extend_schema(
         request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None}, parameters=[KEY_PARAMETER]

@@ -8,7 +8,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.tokens import issue_token
-from appointments.models import Appointment, Patient
+from appointments.models import Appointment, Location, Patient, Provider
 from notifications.models import Notification, NotificationAttempt, NotificationKind
 from notifications.planning import snapshot
 
@@ -32,6 +32,9 @@ def _truncate(*models):
 
 
 def staff_token():
+    """A staff token, and the provider and location the benchmark's bookings name."""
+    Provider.objects.get_or_create(name="Dr. Bench")
+    Location.objects.get_or_create(name="Room 1")
     user, created = get_user_model().objects.get_or_create(username=STAFF_USERNAME, defaults={"is_staff": True})
     if created:
         user.set_unusable_password()

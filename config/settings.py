@@ -246,6 +246,8 @@ NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
 # The daily failure digest goes to these addresses, or else to every active staff user with an email.
 NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
+# Appointments a patient may book for themselves in any hour (appointments/allowance.py).
+BOOKINGS_PER_PATIENT_PER_HOUR = env_int("BOOKINGS_PER_PATIENT_PER_HOUR", 5)
 # How long an Idempotency-Key is remembered (appointments/idempotency.py); an older key counts as new.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the
@@ -293,7 +295,8 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Time limits stay below the lease, so a stuck send is killed before its row is reclaimed.
 CELERY_TASK_SOFT_TIME_LIMIT = min(120, NOTIFICATIONS_LEASE_SECONDS // 2)
 CELERY_TASK_TIME_LIMIT = min(150, NOTIFICATIONS_LEASE_SECONDS * 2 // 3)
-# The sweep stops claiming after a third of the lease and is killed at half of it.
+# The sweep's soft limit is half the lease: it claims no more rows than its threads can send
+# by then, each send as slow as its timeouts allow (delivery.sweep), and is killed at two thirds.
 CELERY_TASK_ANNOTATIONS = {
     "notifications.sweep_due": {
         "soft_time_limit": NOTIFICATIONS_LEASE_SECONDS // 2,

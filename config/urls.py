@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import SignInView, admin_login
+from appointments.records import LocationViewSet, ProviderViewSet
 from appointments.views import AppointmentViewSet, PatientViewSet
 from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
@@ -15,6 +16,8 @@ router.register("patients", PatientViewSet, basename="patient")
 router.register("appointments", AppointmentViewSet, basename="appointment")
 router.register("notifications", NotificationViewSet, basename="notification")
 router.register("inbox", InboxViewSet, basename="inbox")
+router.register("providers", ProviderViewSet, basename="provider")
+router.register("locations", LocationViewSet, basename="location")
 
 urlpatterns = [
     path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),

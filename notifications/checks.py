@@ -28,13 +28,15 @@ def lease_outlasts_a_send(app_configs, **kwargs):
     """A send starts only in the first half of its claim's lease, so it must fit in the other half."""
     from django.conf import settings
 
-    longest_send = max(settings.TWILIO_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT) + settings.RATE_LIMIT_MAX_WAIT
-    if settings.NOTIFICATIONS_LEASE_SECONDS / 2 > longest_send:
+    from .delivery import longest_send
+
+    longest = longest_send()
+    if settings.NOTIFICATIONS_LEASE_SECONDS / 2 > longest:
         return []
     return [
         checks.Warning(
             f"NOTIFICATIONS_LEASE_SECONDS ({settings.NOTIFICATIONS_LEASE_SECONDS}) is under twice the longest "
-            f"send ({longest_send:g} s): a slow send can outlive its lease and go out twice",
+            f"send ({longest:g} s): a slow send can outlive its lease and go out twice",
             hint="Raise NOTIFICATIONS_LEASE_SECONDS, or lower TWILIO_HTTP_TIMEOUT and EMAIL_TIMEOUT.",
             id="notifications.W001",
         )

@@ -8,9 +8,10 @@ from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 
 from django.conf import settings
-from django.db import connections, transaction
+from django.db import InterfaceError, OperationalError, connection, connections, transaction
 from django.utils import timezone
 
 from appointments.models import Appointment, AppointmentStatus
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 # Seconds an outcome may wait for others to be written with it: short beside a send, so a
 # worker that dies loses the outcome of hardly more sends than were in flight.
 OUTCOME_WRITE_WINDOW = 0.01
+# Seconds between the tries of an outcome write the database refused: a blip, not an outage.
+WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
 def send_notification(notification_id):
@@ -56,25 +59,43 @@ def deliver(notifications):
     threads = max(1, min(settings.NOTIFICATIONS_SEND_THREADS, len(waiting)))
     # The session's connections close after the pool's threads are done with them.
     with SendSession() as session, ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
-        running = set()
-        while waiting or running:
-            running |= {pool.submit(_attempt, n, session) for n in _with_current_state(waiting, threads - len(running))}
-            done, running = wait(running, return_when=FIRST_COMPLETED)
-            if running:
-                # Sends finishing within a few milliseconds of the first share its write: one
-                # transaction for several outcomes instead of one each.
-                more, running = wait(running, timeout=OUTCOME_WRITE_WINDOW)
-                done |= more
-            counts.update(_write([future.result() for future in done]))
+        running, unwritten = set(), []
+        try:
+            while waiting or running:
+                running |= {
+                    pool.submit(_attempt, n, session) for n in _take_with_current_state(waiting, threads - len(running))
+                }
+                done, running = wait(running, return_when=FIRST_COMPLETED)
+                if running:
+                    # Sends finishing within a few milliseconds of the first share its write: one
+                    # transaction for several outcomes instead of one each.
+                    more, running = wait(running, timeout=OUTCOME_WRITE_WINDOW)
+                    done |= more
+                unwritten = [future.result() for future in done]
+                counts.update(_write(unwritten))
+                unwritten = []
+        except BaseException:
+            # The task's soft time limit, or outcomes the database would not take: hand out no
+            # more rows (back to the queue, uncounted), let the sends in flight finish, write
+            # what can be written, and give up. A row whose outcome is still unwritten stays
+            # `sending`; its lease returns it, marked possibly sent.
+            unwritten += [future.result() for future in wait(running).done]
+            unwritten += [n.outcome(NotificationStatus.PENDING) for n in waiting]
+            try:
+                _write(unwritten)
+            except Exception:  # noqa: BLE001 - the first error is the one to raise
+                logger.exception("outcomes of %d notification(s) not written; their lease returns them", len(unwritten))
+            raise
     return counts
 
 
-def _with_current_state(waiting, count):
+def _take_with_current_state(waiting, count):
     """Take up to count rows off the queue, each with its appointment and patient as they are
     now (one query), not as they were when the batch was claimed."""
-    rows = [waiting.popleft() for _ in range(min(count, len(waiting)))]
+    rows = list(islice(waiting, count))
     current = Appointment.objects.select_related("patient").in_bulk({n.appointment_id for n in rows})
     for notification in rows:
+        waiting.popleft()
         if notification.appointment_id in current:
             notification.appointment = current[notification.appointment_id]
             notification.patient = notification.appointment.patient
@@ -82,7 +103,7 @@ def _with_current_state(waiting, count):
 
 
 def _write(outcomes):
-    won = record_outcomes(outcomes)
+    won = _record(outcomes)
     counts = Counter()
     for outcome in outcomes:
         notification = outcome.notification
@@ -91,6 +112,21 @@ def _write(outcomes):
         if notification.pk in won and notification.is_dead:
             plan_fallback(notification)
     return counts
+
+
+def _record(outcomes):
+    """record_outcomes, tried again for a few seconds when the database blips (a dropped
+    connection, a failover): an outcome not written leaves its row to the lease, and an email
+    whose outcome was lost goes again."""
+    for delay in (*WRITE_RETRY_DELAYS, None):
+        try:
+            return record_outcomes(outcomes)
+        except (OperationalError, InterfaceError):
+            if delay is None or connection.in_atomic_block:
+                raise
+            logger.warning("writing %d outcome(s) failed; trying again in %g s", len(outcomes), delay, exc_info=True)
+            connection.close()  # the next query connects afresh
+            time.sleep(delay)
 
 
 def _attempt(notification, session):
@@ -208,18 +244,22 @@ class SweepReport:
         return f"sent={o['sent']} failed={o['failed']} skipped={o['skipped']} left={self.left}"
 
 
-def sweep(max_rows=None, include_failed=True, time_budget=None):
-    """Send due rows in batches until none are left, max_rows were handled, or the time
-    budget is spent (a sweep must finish well inside its task's time limit)."""
+def sweep(max_rows=None, include_failed=True, time_limit=None):
+    """Send due rows in batches until none are left, max_rows were handled, or the next batch
+    might not finish within time_limit seconds (the task's soft time limit): a batch holds no
+    more rows than its threads could send in the time left, each send as slow as a send can be."""
     report = SweepReport()
     started = time.monotonic()
     handled = 0
     while max_rows is None or handled < max_rows:
-        if time_budget is not None and time.monotonic() - started > time_budget:
-            break
         limit = settings.NOTIFICATIONS_SWEEP_BATCH_SIZE
         if max_rows is not None:
             limit = min(limit, max_rows - handled)
+        if time_limit is not None:
+            left = time_limit - (time.monotonic() - started)
+            limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * int(left // longest_send()))
+        if limit <= 0:
+            break
         batch = claim_due_batch(limit, include_failed)
         if not batch:
             break
@@ -227,6 +267,12 @@ def sweep(max_rows=None, include_failed=True, time_budget=None):
         handled += len(batch)
     report.left = Notification.objects.due(timezone.now(), include_failed).count()
     return report
+
+
+def longest_send():
+    """Seconds one send can take: a wait for a rate-limit token, then the provider's timeout,
+    twice for a text message that looks at Twilio before it sends."""
+    return settings.RATE_LIMIT_MAX_WAIT + max(2 * settings.TWILIO_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT)
 
 
 def due_rows(max_rows, include_failed=True):

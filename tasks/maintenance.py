@@ -1,14 +1,14 @@
 from celery import shared_task
-from django.conf import settings
 
 from notifications import delivery
 
 
-@shared_task(name="notifications.sweep_due")
-def sweep_due_notifications():
-    """Beat's replacement for the seed's cron job: send due pending rows and due retries."""
-    # Stop claiming well before the lease runs out, so no claimed row outlives its lease.
-    report = delivery.sweep(time_budget=settings.NOTIFICATIONS_LEASE_SECONDS / 3)
+@shared_task(name="notifications.sweep_due", bind=True)
+def sweep_due_notifications(self):
+    """Beat's replacement for the seed's cron job: send due pending rows and due retries, in
+    batches that can finish before the task's soft time limit (the message's, else its own)."""
+    _, soft_time_limit = self.request.timelimit or (None, None)
+    report = delivery.sweep(time_limit=soft_time_limit or self.soft_time_limit)
     return str(report)
 
 

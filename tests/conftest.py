@@ -130,6 +130,32 @@ def make_patient(db):
     return make
 
 
+# Every provider and location the tests book with through the API (a booking names records).
+PROVIDERS = ["Dr. Ada Lovelace", "Dr. Grace Hopper", "Dr. Who", "Dr. Outage", "Dra. Ana Torres", "Dr. Bench"]
+LOCATIONS = ["Room 4, Main Street Clinic", "Room 2, Harbour Clinic", "Room 2", "Sala 2", "Room 1"]
+
+
+def booking(for_patient, **overrides):
+    """The body of a booking through the API, a week ahead, naming records of `clinic`."""
+    body = {
+        "patient": for_patient.pk,
+        "provider": "Dr. Ada Lovelace",
+        "starts_at": (timezone.now() + timedelta(days=7)).isoformat(),
+        "duration_minutes": 30,
+        "location": "Room 4, Main Street Clinic",
+    }
+    return body | overrides
+
+
+@pytest.fixture
+def clinic(db):
+    """The providers and locations staff keep, as a clinic's own records."""
+    from appointments.models import Location, Provider
+
+    Provider.objects.bulk_create([Provider(name=name) for name in PROVIDERS])
+    Location.objects.bulk_create([Location(name=name) for name in LOCATIONS])
+
+
 @pytest.fixture
 def book(make_patient):
     """Book through the service, as the API does: the event plans and enqueues the rows."""

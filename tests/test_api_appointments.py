@@ -22,6 +22,9 @@ from notifications import dispatch
 from notifications.models import Notification
 from tests.conftest import settled
 
+# Bookings name providers and locations that staff keep.
+pytestmark = pytest.mark.usefixtures("clinic")
+
 URL = "/api/appointments/"
 CONTRACT_FIELDS = {
     "id",

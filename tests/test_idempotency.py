@@ -20,6 +20,9 @@ from config.celery import app as celery_app
 from notifications.models import Notification
 from tests.conftest import token_client
 
+# Bookings name providers and locations that staff keep.
+pytestmark = pytest.mark.usefixtures("clinic")
+
 URL = "/api/appointments/"
 
 

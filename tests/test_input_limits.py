@@ -1,26 +1,15 @@
 """Hostile input answers 400 naming the field, never 500; and another patient's ids answer what
 ids that do not exist answer."""
 
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 
 from appointments.models import Appointment
+from tests.conftest import booking
+
+# Bookings name providers and locations that staff keep.
+pytestmark = pytest.mark.usefixtures("clinic")
 
 URL = "/api/appointments/"
-
-
-def booking(for_patient, **overrides):
-    body = {
-        "patient": for_patient.pk,
-        "provider": "Dr. Ada Lovelace",
-        "starts_at": (timezone.now() + timedelta(days=7)).isoformat(),
-        "duration_minutes": 30,
-        "location": "Room 4, Main Street Clinic",
-    }
-    body.update(overrides)
-    return body
 
 
 @pytest.mark.parametrize("starts_at", ["9999-12-31T23:59:59-05:00", "9999-12-31T23:00:00-14:00"])

@@ -75,7 +75,9 @@ def test_dates_and_weekdays_are_written_in_the_patients_language_and_zone():
     assert appointment_date_and_time(sample_snapshot("es")) == ("martes 8 de diciembre de 2026", "09:30 CET")
 
 
-def test_spanish_patient_booked_through_the_api_hears_in_spanish_on_every_channel(celery_worker, staff_client, twilio):
+def test_spanish_patient_booked_through_the_api_hears_in_spanish_on_every_channel(
+    celery_worker, staff_client, twilio, clinic
+):
     patient = staff_client.post(
         "/api/patients/",
         {

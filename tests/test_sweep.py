@@ -143,3 +143,22 @@ def test_sweep_racing_the_worker_sends_every_row_exactly_once(celery_worker, boo
     by_sweep = sum(report.outcomes["sent"] for report in reports)
     print(f"sweep sent {by_sweep}, worker sent {RACE_ROWS - by_sweep}")
     assert_each_sent_exactly_once(rows, twilio)
+
+
+def test_sweep_claims_no_more_rows_than_its_slowest_sends_could_finish_in_its_time_limit(
+    db, settings, book, make_patient, twilio
+):
+    # The longest a send can take here: a look-up and a send of 1 s each; two threads. So a
+    # batch that must end within 3.9 s holds 2 × floor(3.9 / 2) = 2 rows, whatever the batch size.
+    settings.NOTIFICATIONS_SEND_THREADS = 2
+    settings.TWILIO_HTTP_TIMEOUT = settings.EMAIL_TIMEOUT = 1
+    settings.RATE_LIMIT_MAX_WAIT = 0
+    for i in range(5):
+        book(make_patient(channels=["sms"], phone=f"+1415610{i:04d}"))
+
+    report = delivery.sweep(time_limit=3.9)
+
+    rows = Notification.objects.filter(kind="booking_confirmation").exclude(claimed_at=None)
+    batches = Counter(rows.values_list("claimed_at", flat=True))
+    assert batches and max(batches.values()) == 2
+    assert report.outcomes["sent"] == rows.count() and report.left == 5 - rows.count()

@@ -178,8 +178,9 @@ class Processes:
         self.started.append(process)
         return process
 
-    def worker(self, name, env, concurrency=4, loglevel="INFO", ready_timeout=60, wait=True):
-        """`celery -A config worker --pool threads --concurrency N`, one process; waits until ready."""
+    def worker(self, name, env, concurrency=4, loglevel="INFO", ready_timeout=60, wait=True, pool="threads"):
+        """`celery -A config worker --pool threads --concurrency N`, one process (or another
+        pool: time limits need prefork); waits until ready."""
         argv = [
             sys.executable,
             "-m",
@@ -188,7 +189,7 @@ class Processes:
             "config",
             "worker",
             "--pool",
-            "threads",
+            pool,
             "--concurrency",
             str(concurrency),
             "--loglevel",

@@ -71,7 +71,7 @@ def own_redis(tmp_path):
 
 
 @pytest.fixture
-def staff_token(django_user_model):
+def staff_token(django_user_model, clinic):
     user = django_user_model.objects.create_user("rel-staff", "rel-staff@clinic.example", "x-pass-123", is_staff=True)
     return issue_token(user)
 

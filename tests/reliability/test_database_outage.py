@@ -144,3 +144,45 @@ def test_every_worker_thread_reconnects_after_the_database_returns(spawn, worker
     assert [outcome for outcome, _ in before] == ["ok"] * 8
     assert connections >= 2, "the pool's threads did not keep connections: nothing to test"
     assert [outcome for outcome, _ in after] == ["ok"] * 8, after
+
+
+BLIP_ROWS = 3
+BLIP_SEND = 1.0  # each send takes this long; the path is cut while they are under way
+
+
+def test_outcomes_done_during_a_database_blip_are_written_once_it_passes(spawn, worker_env, pg_proxy, twilio):
+    """Scenario 4c: `process_pending_notifications` reaches the database through the proxy; its
+    three sends are under way when the path is cut for 1.25 s, so the first write of their
+    outcomes meets a dropped connection. The write is tried again briefly and lands."""
+    patients = Patient.objects.bulk_create(
+        Patient(name=f"Blip {i}", email=f"blip{i}@example.com", phone=f"+1415890{i:04d}", channels=["sms"])
+        for i in range(BLIP_ROWS)
+    )
+    for patient in patients:
+        twilio.script(patient.phone, ("slow", BLIP_SEND))
+        services.book(
+            patient=patient, provider="Dr. Blip", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
+        )
+    rows = Notification.objects.filter(kind="booking_confirmation")
+    env = worker_env(db_url=database_url(port=pg_proxy.port), NOTIFICATIONS_SEND_THREADS=BLIP_ROWS)
+
+    command = spawn.manage("blip-command", env, "process_pending_notifications")
+    wait_until(lambda: len(twilio.requests) >= BLIP_ROWS, 30, 0.01, message="the sends under way")
+    pg_proxy.cut()
+    time.sleep(1.25)
+    pg_proxy.restore()
+    exit_code = command.wait(timeout=30)
+
+    sms = sms_by_recipient(twilio)
+    statuses, figures = sms_figures(rows, patients, sms)
+    report(
+        "4c outcome write during a database blip",
+        **figures,
+        connections_cut=pg_proxy.closed_by_cut,
+        command_exit=exit_code,
+        sending_after_blip=statuses["sending"],
+    )
+    assert exit_code == 0, command.tail()
+    assert "sent=3 failed=0 skipped=0 left=0" in command.stdout()
+    assert statuses == {"sent": BLIP_ROWS}
+    assert all(sms[p.phone] == 1 for p in patients)

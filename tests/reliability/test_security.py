@@ -53,7 +53,7 @@ _tallies = {}
 
 
 @pytest.fixture
-def victim(db, twilio):
+def victim(db, twilio, clinic):
     """Patient A (who can sign in) with an appointment, a sent in-app message and a dead SMS."""
     patient = Patient.objects.create(
         name="Alice Victim", email="alice@example.com", phone="+14155550111", channels=["email", "sms", "in_app"]

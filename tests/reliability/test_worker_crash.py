@@ -11,6 +11,7 @@ done within 10 ms of it (2d)."""
 
 import threading
 import time
+from collections import Counter
 from datetime import timedelta
 
 from django.db import connection
@@ -23,8 +24,10 @@ from notifications import delivery
 from notifications.channels import get_channel
 from notifications.models import Notification
 from notifications.rendering import render
+from tasks.delivery import send_notifications
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 
+from . import harness
 from .harness import duplicates, report, sms_by_recipient, sms_figures, wait_until
 
 LEASE = 3  # seconds, in the test's settings and in the workers' environment
@@ -206,3 +209,55 @@ def test_worker_killed_mid_sweep_duplicates_only_its_sends_in_flight(spawn, work
     assert statuses == {"sent": ROWS}
     assert all(sms[p.phone] >= 1 for p in patients)
     assert duplicates(sms) <= in_flight
+
+
+SOFT_LIMIT_LEASE = 15  # the task's soft time limit is half of it (7 s), its hard limit 10 s
+SOFT_LIMIT_ROWS = 8
+SOFT_LIMIT_SEND = 3.0  # each send: the third pair starts at 6 s and is in flight at the soft limit
+
+
+def test_task_at_its_soft_time_limit_writes_the_outcomes_of_its_sends_in_flight(spawn, worker_env, settings, twilio):
+    """Scenario 2e: a prefork worker (time limits need it) sends one batch of 8 SMS rows (one
+    send_notifications task; the sweep would claim no more than fit) with two send threads, each
+    send 3 s: the task's soft time limit (7 s) strikes with two sends in flight and two rows not
+    yet handed out. The sends in flight have their outcomes written and the two others go back
+    to the queue; no row is left `sending` for its lease to find."""
+    env = worker_env(
+        NOTIFICATIONS_LEASE_SECONDS=SOFT_LIMIT_LEASE,
+        NOTIFICATIONS_SEND_THREADS=2,
+        NOTIFICATIONS_SWEEP_BATCH_SIZE=SOFT_LIMIT_ROWS,
+        TWILIO_HTTP_TIMEOUT=SOFT_LIMIT_SEND + 2,
+    )
+    patients = sms_patients(SOFT_LIMIT_ROWS, "+1415820")
+    for patient in patients:
+        twilio.script(patient.phone, ("slow", SOFT_LIMIT_SEND))
+    rows = book_all(patients)
+    celery_app.control.purge()  # the task below is the sender here
+    worker = spawn.worker("soft-limit-worker", env, concurrency=1, pool="prefork")
+    # The limits travel in the message, as beat's would with the same settings.
+    limits = {"soft_time_limit": SOFT_LIMIT_LEASE // 2, "time_limit": SOFT_LIMIT_LEASE * 2 // 3}
+    task_id = send_notifications.apply_async((list(rows.values_list("id", flat=True)),), **limits).id
+    outcome = wait_until(lambda: harness.task_outcome([worker], task_id), 30, 0.1, message="the task's outcome")
+    statuses = Counter(rows.values_list("status", flat=True))
+    sending_after = statuses["sending"]
+    answered_unrecorded = sum(1 for row in rows.filter(status="sending") if twilio.sent_to(row.recipient))
+    worker.stop(timeout=30)
+
+    sms = sms_by_recipient(twilio)
+    report(
+        "2e task at its soft time limit",
+        rows=SOFT_LIMIT_ROWS,
+        sent=statuses["sent"],
+        duplicates=duplicates(sms),
+        lost=0,
+        stuck=sending_after,
+        five_xx=0,
+        task=outcome[0],
+        sending_after_soft_limit=sending_after,
+        answered_unrecorded=answered_unrecorded,
+        back_to_pending=statuses["pending"],
+    )
+    assert outcome[0] == "error" and "SoftTimeLimitExceeded" in outcome[1], outcome
+    assert sending_after == 0
+    assert statuses["sent"] == len(twilio.requests) == 6
+    assert statuses["pending"] == 2
