@@ -9,6 +9,7 @@ from appointments.views import AppointmentViewSet, PatientViewSet
 from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
 from notifications.dashboard import dashboard
+from notifications.template_api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
 from notifications.webhooks import twilio_status
 
 router = DefaultRouter()
@@ -18,6 +19,8 @@ router.register("notifications", NotificationViewSet, basename="notification")
 router.register("inbox", InboxViewSet, basename="inbox")
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("locations", LocationViewSet, basename="location")
+router.register("templates", MessageTemplateViewSet, basename="template")
+router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
 
 urlpatterns = [
     path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),

@@ -53,3 +53,7 @@ class NotificationAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         count = queryset.withdraw()
         self.message_user(request, f"{count} notification(s) cancelled.", messages.SUCCESS)
+
+
+# The clinic's template pages, with their live preview and history.
+from . import template_admin  # noqa: E402, F401

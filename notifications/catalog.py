@@ -42,7 +42,8 @@ def refresh(force=False):
     global _compiled, _version, _checked_at
     from .template_models import MessageTemplate
 
-    if not force and time.monotonic() - _checked_at < settings.NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS:
+    recently = time.monotonic() - _checked_at < settings.NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS
+    if _compiled is not None and recently and not force:
         return
     with _lock:
         stamp = MessageTemplate.objects.aggregate(count=Count("id"), latest=Max("updated_at"))
@@ -71,6 +72,9 @@ def _compile(row):
     return compiled
 
 
-def refresh_now():
-    """After this process saved a template: its next send uses it."""
-    refresh(force=True)
+def forget():
+    """After this process changed a template: its next use reloads them all. Called at once
+    (later reads in the same transaction see the change) and again on commit (a reload by
+    another thread in between saw the old rows)."""
+    global _compiled
+    _compiled = None

@@ -14,6 +14,7 @@ from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Patient
 from config.celery import app as celery_app
+from notifications import catalog
 from notifications.channels import text
 from notifications.models import NotificationKind
 from tests.twilio_standin import TwilioStandIn
@@ -81,6 +82,14 @@ def fast_password_hashing(settings):
     """Hashing passwords at the production cost would make sign-in tests take minutes; what a
     hasher does is Django's, not ours."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def fresh_template_catalog():
+    """The clinic's templates compiled in memory belong to the test that wrote them."""
+    catalog.forget()
+    yield
+    catalog.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -163,3 +163,11 @@ def test_a_row_in_a_language_no_longer_offered_is_written_in_the_default_languag
     row.context = {**row.context, "language": "de"}
 
     assert render(row).text.startswith("The Clinic: your appointment with Dr. Ada Lovelace is booked for")
+
+
+@pytest.mark.parametrize("kind", NotificationKind.values)
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_shipped_sms_wording_fits_the_segment_limit_in_every_language(language, kind):
+    preview = render_preview(Channel.SMS, kind, language, {})
+
+    assert preview["segments"] <= django_settings.NOTIFICATIONS_SMS_MAX_SEGMENTS

@@ -27,9 +27,10 @@ from appointments.models import Patient
 from config.wsgi import application
 from notifications import backoff
 from notifications.channels import get_channel
-from notifications.models import Notification
+from notifications.models import MessageTemplateRevision, Notification
 from notifications.planning import reminder_times
 from notifications.rendering import render
+from notifications.template_store import save_template
 
 from .harness import report
 
@@ -60,7 +61,18 @@ def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django
     patient = make_patient(channels=["email", "sms", "in_app"], password="patient-pass-123")
     appointment = book(patient)
     row = appointment.notifications.filter(channel="in_app").first()
-    real_ids = {"appointments": appointment.pk, "patients": patient.pk, "notifications": row.pk, "inbox": row.pk}
+    template = save_template(
+        None, {"channel": "sms", "kind": "reminder", "language": "es", "text": "Cita el {{ date }}"}, staff
+    )
+    revision = MessageTemplateRevision.objects.get()
+    real_ids = {
+        "appointments": appointment.pk,
+        "patients": patient.pk,
+        "notifications": row.pk,
+        "inbox": row.pk,
+        "templates": template.pk,
+        "template-revisions": revision.pk,
+    }
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_in_test_transaction)
     statuses = Counter()
