@@ -106,21 +106,25 @@ def _write(outcomes):
     won = _record(outcomes)
     counts = Counter()
     for outcome in outcomes:
-        notification = outcome.notification
         counts[outcome.fields["status"]] += 1
         _log(outcome, won)
-        if notification.pk in won and notification.is_dead:
-            plan_fallback(notification)
     return counts
 
 
 def _record(outcomes):
-    """record_outcomes, tried again for a few seconds when the database blips (a dropped
-    connection, a failover): an outcome not written leaves its row to the lease, and an email
-    whose outcome was lost goes again."""
+    """Write the outcomes, and the email fallback of each text message that died, in one
+    transaction: a crash between a death and its fallback would lose the fallback for good.
+    Tried again for a few seconds when the database blips (a dropped connection, a failover):
+    an outcome not written leaves its row to the lease, and an email whose outcome was lost
+    goes again."""
     for delay in (*WRITE_RETRY_DELAYS, None):
         try:
-            return record_outcomes(outcomes)
+            with transaction.atomic():
+                won = record_outcomes(outcomes)
+                for outcome in outcomes:
+                    if outcome.notification.pk in won and outcome.notification.is_dead:
+                        plan_fallback(outcome.notification)
+            return won
         except (OperationalError, InterfaceError):
             if delay is None or connection.in_atomic_block:
                 raise
@@ -210,10 +214,11 @@ def reason_not_to_send(notification):
 
 def reclaim_expired_leases():
     """Return rows whose claimer vanished to the queue; those out of attempts die and, like
-    any dead text message, fall back to email."""
-    returned, dead_ids = Notification.objects.reclaim_expired()
-    for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
-        plan_fallback(notification)
+    any dead text message, fall back to email, in the same transaction as their death."""
+    with transaction.atomic():
+        returned, dead_ids = Notification.objects.reclaim_expired()
+        for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
+            plan_fallback(notification)
     return {"returned": returned, "dead": len(dead_ids)}
 
 

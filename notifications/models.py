@@ -296,7 +296,7 @@ class Outcome:
         return bool(record_outcomes([self]))
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)  # in the caller's transaction when there is one
 def record_outcomes(outcomes):
     """Write the outcomes of claimed sends: one locking SELECT finds the rows still held by
     these claims (a row whose lease expired and was claimed again is not ours to write), one

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from datetime import timedelta
 
+import pytest
 from django.db import connection
 from django.utils import timezone
 
@@ -261,3 +262,87 @@ def test_task_at_its_soft_time_limit_writes_the_outcomes_of_its_sends_in_flight(
     assert sending_after == 0
     assert statuses["sent"] == len(twilio.requests) == 6
     assert statuses["pending"] == 2
+
+
+FALLBACK_ROWS = 3
+SLOW_FALLBACK = """
+CREATE FUNCTION test_slow_fallback() RETURNS trigger AS $$
+BEGIN PERFORM pg_sleep(60); RETURN NEW; END $$ LANGUAGE plpgsql;
+CREATE TRIGGER test_slow_fallback BEFORE INSERT ON notifications_notification
+FOR EACH ROW WHEN (NEW.fallback_for_id IS NOT NULL) EXECUTE FUNCTION test_slow_fallback();
+"""
+FALLBACK_INSERTS = """
+SELECT pid FROM pg_stat_activity
+WHERE datname = current_database() AND state = 'active' AND query LIKE 'INSERT INTO "notifications_notification"%%'
+"""
+
+
+@pytest.fixture
+def slow_fallback_inserts(skip_on_sqlite):
+    """Every INSERT of a fallback row sleeps in the database (a trigger), so a worker can be
+    killed between a text message's death and its fallback."""
+    with connection.cursor() as cursor:
+        cursor.execute(SLOW_FALLBACK)
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS test_slow_fallback ON notifications_notification")
+            cursor.execute("DROP FUNCTION IF EXISTS test_slow_fallback()")
+
+
+def test_worker_killed_between_a_death_and_its_fallback_loses_no_fallback(
+    spawn, worker_env, settings, twilio, slow_fallback_inserts
+):
+    """Scenario 2f: three SMS rows die at once (Twilio's invalid-number error) and each must go
+    by email instead. The worker is SIGKILLed while it writes their fallbacks; after the lease,
+    another worker's reclaim and sweep must still get every patient their email."""
+    settings.NOTIFICATIONS_LEASE_SECONDS = LEASE
+    env = worker_env(NOTIFICATIONS_LEASE_SECONDS=LEASE)
+    patients = Patient.objects.bulk_create(
+        Patient(name=f"Fallback {i}", email=f"fallback{i}@example.com", phone="+15005550001", channels=["sms"])
+        for i in range(FALLBACK_ROWS)
+    )
+    rows = book_all(patients).filter(channel="sms")
+    celery_app.control.purge()
+    doomed = spawn.worker("fallback-worker-a", env)
+    sweep_due_notifications.delay()
+
+    def fallback_insert_running():
+        with connection.cursor() as cursor:
+            cursor.execute(FALLBACK_INSERTS)
+            return [pid for (pid,) in cursor.fetchall()]
+
+    sleeping = wait_until(fallback_insert_running, 30, 0.05, message="a fallback being written")
+    doomed.kill()
+    dead_at_kill = rows.filter(status="failed", next_attempt_at=None).count()
+    with connection.cursor() as cursor:  # the server notices the client is gone
+        for pid in sleeping:
+            cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
+        cursor.execute("DROP TRIGGER test_slow_fallback ON notifications_notification")
+
+    survivor = spawn.worker("fallback-worker-b", env)
+    fallbacks = Notification.objects.filter(fallback_for__in=rows)
+    deadline = time.monotonic() + 60
+    time.sleep(LEASE)
+    while fallbacks.filter(status="sent").count() < FALLBACK_ROWS and time.monotonic() < deadline:
+        reclaim_expired_leases.delay()
+        sweep_due_notifications.delay()
+        time.sleep(1)
+    survivor.stop(timeout=30)
+
+    statuses = Counter(rows.values_list("status", flat=True))
+    emails = harness.emails_by_recipient(env["EMAIL_FILE_PATH"])
+    report(
+        "2f killed between a death and its fallback",
+        rows=FALLBACK_ROWS,
+        sent=fallbacks.filter(status="sent").count(),
+        duplicates=duplicates(emails),
+        lost=sum(1 for p in patients if emails[p.email] == 0),
+        stuck=statuses["pending"] + statuses["sending"],
+        five_xx=0,
+        dead_at_kill=dead_at_kill,
+        fallback_emails=sum(emails.values()),
+    )
+    assert statuses == {"failed": FALLBACK_ROWS}
+    assert {p.email: emails[p.email] for p in patients} == {p.email: 1 for p in patients}
