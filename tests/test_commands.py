@@ -208,3 +208,17 @@ def test_check_on_an_empty_queue_reports_no_due_rows(db):
     summary = json.loads(run("check_pending_notifications", "--json"))
     assert summary["due"] == 0
     assert summary["oldest_due_age_seconds"] is None
+
+
+def test_process_first_returns_rows_whose_lease_expired(db, make_patient, book, twilio, settings):
+    """On a host without beat, a run that crashed leaves its rows `sending`: the next run
+    reclaims them before it sweeps."""
+    book(make_patient(channels=["sms"], phone="+14155550162"))
+    [abandoned] = confirmations().claim()  # the crashed run's claim
+    Notification.objects.filter(pk=abandoned.pk).update(
+        claimed_at=timezone.now() - timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS + 1)
+    )
+
+    assert run("process_pending_notifications") == "sent=1 failed=0 skipped=0 left=0"
+    assert confirmations().get().status == "sent"
+    assert len(twilio.accepted) == 1

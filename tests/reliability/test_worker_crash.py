@@ -346,3 +346,39 @@ def test_worker_killed_between_a_death_and_its_fallback_loses_no_fallback(
     )
     assert statuses == {"failed": FALLBACK_ROWS}
     assert {p.email: emails[p.email] for p in patients} == {p.email: 1 for p in patients}
+
+
+COMMAND_ROWS = 6
+
+
+def test_command_killed_mid_run_leaves_nothing_for_the_next_run_to_miss(spawn, worker_env, settings, twilio):
+    """Scenario 2g, a host without beat: `process_pending_notifications` is SIGKILLed with
+    claimed rows in flight; once their lease has expired, the next run of the command alone
+    (no beat, no reclaim task) must send them."""
+    env = worker_env(NOTIFICATIONS_LEASE_SECONDS=LEASE, NOTIFICATIONS_SEND_THREADS=2)
+    patients = sms_patients(COMMAND_ROWS, "+1415830")
+    for patient in patients:
+        twilio.script(patient.phone, ("slow", SLOW))
+    rows = book_all(patients)
+    celery_app.control.purge()
+
+    crashed = spawn.manage("command-crashed", env, "process_pending_notifications")
+    wait_until(lambda: len(twilio.requests) >= 2, 30, 0.02, message="the first sends in flight")
+    crashed.kill()
+    held_at_kill = rows.filter(status="sending").count()
+    time.sleep(LEASE + 0.5)
+    second = spawn.manage("command-next", env, "process_pending_notifications")
+    second.wait(timeout=60)
+
+    statuses = Counter(rows.values_list("status", flat=True))
+    sms = sms_by_recipient(twilio)
+    _, figures = sms_figures(rows, patients, sms)
+    report(
+        "2g command killed mid-run",
+        **figures,
+        held_at_kill=held_at_kill,
+        next_run=second.stdout().strip(),
+    )
+    assert held_at_kill == COMMAND_ROWS
+    assert statuses == {"sent": COMMAND_ROWS}, second.tail()
+    assert all(sms[p.phone] == 1 for p in patients)

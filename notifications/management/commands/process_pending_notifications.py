@@ -25,5 +25,12 @@ class Command(BaseCommand):
                 )
             self.stdout.write(f"dry run: {len(rows)} notification(s) due; nothing sent")
             return
+        # Hosts without beat have no reclaim task: the rows of a run that crashed wait here.
+        reclaimed = delivery.reclaim_expired_leases()
+        if reclaimed["returned"] or reclaimed["dead"]:
+            self.stderr.write(
+                f"reclaimed expired leases: {reclaimed['returned']} row(s) back in the queue, "
+                f"{reclaimed['dead']} out of attempts"
+            )
         report = delivery.sweep(max_rows=max, include_failed=retry_failed)
         self.stdout.write(str(report))
