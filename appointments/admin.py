@@ -58,13 +58,13 @@ class LocationAdmin(admin.ModelAdmin):
 
 @admin.register(Appointment)
 class AppointmentAdmin(admin.ModelAdmin):
-    list_display = ["patient", "provider", "starts_at", "status", "location"]
+    list_display = ["patient", "provider", "starts_at", "status", "confirmed_at", "location"]
     list_filter = ["status", "provider"]
     search_fields = ["patient__name", "provider", "location"]
     date_hierarchy = "starts_at"
     raw_id_fields = ["patient"]
     # Time and status change through the reschedule and cancel endpoints, which notify the patient.
-    readonly_fields = ["status", "cancel_reason"]
+    readonly_fields = ["status", "cancel_reason", "confirmed_at"]
 
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields + (["starts_at", "patient"] if obj else [])

@@ -177,9 +177,10 @@ class AppointmentSerializer(serializers.ModelSerializer):
             "status",
             "cancel_reason",
             "created_at",
+            "confirmed_at",
             "updated_at",
         ]
-        read_only_fields = ["status", "cancel_reason", "created_at", "updated_at"]
+        read_only_fields = ["status", "cancel_reason", "confirmed_at", "created_at", "updated_at"]
 
 
 class RescheduleSerializer(serializers.Serializer):

@@ -1,6 +1,7 @@
 """The appointment write paths. Each runs in one transaction and announces its event."""
 
 from django.db import transaction
+from django.utils import timezone
 
 from .models import Appointment, AppointmentStatus
 from .signals import appointment_booked, appointment_cancelled, appointment_rescheduled
@@ -57,3 +58,26 @@ def cancel(appointment_id, *, reason=""):
     appointment.save(update_fields=["status", "cancel_reason", "sequence", "updated_at"])
     appointment_cancelled.send(Appointment, appointment=appointment, occurred_at=appointment.updated_at)
     return appointment
+
+
+@transaction.atomic
+def confirm(appointment_id, now=None):
+    """The patient confirms they will come. Confirming again keeps the first confirmation."""
+    now = now or timezone.now()
+    appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
+    if appointment.status == AppointmentStatus.CANCELLED:
+        raise AppointmentConflict("A cancelled appointment cannot be confirmed.")
+    if appointment.starts_at <= now:
+        raise AppointmentConflict("An appointment already past cannot be confirmed.")
+    if appointment.confirmed_at is None:
+        appointment.confirmed_at = now
+        appointment.save(update_fields=["confirmed_at", "updated_at"])
+    return appointment
+
+
+def next_upcoming(patients, now=None):
+    """The earliest appointment still to come of these patients (one phone may be a family's)."""
+    upcoming = Appointment.objects.filter(
+        patient__in=patients, status=AppointmentStatus.SCHEDULED, starts_at__gt=now or timezone.now()
+    )
+    return upcoming.select_related("patient").order_by("starts_at", "pk").first()

@@ -74,3 +74,14 @@ class AppointmentViewSet(
         body.is_valid(raise_exception=True)
         appointment = services.cancel(appointment.pk, reason=body.validated_data["reason"])
         return Response(AppointmentSerializer(appointment).data)
+
+    @extend_schema(request=None, responses={200: AppointmentSerializer, 409: None})
+    @action(detail=True, methods=["post"])
+    def confirm(self, request, pk=None):
+        """The patient will come: sets confirmed_at (once; confirming again changes nothing)."""
+        appointment = self.get_object()
+        try:
+            appointment = services.confirm(appointment.pk)
+        except services.AppointmentConflict as exc:
+            return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
+        return Response(AppointmentSerializer(appointment).data)

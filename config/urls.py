@@ -10,7 +10,7 @@ from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
 from notifications.dashboard import dashboard
 from notifications.template_api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
-from notifications.webhooks import twilio_status
+from notifications.webhooks import twilio_inbound, twilio_status
 
 router = DefaultRouter()
 router.register("patients", PatientViewSet, basename="patient")
@@ -28,6 +28,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
+    path("webhooks/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
     path("api/auth/token/", SignInView.as_view(), name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",

@@ -1,7 +1,10 @@
 from django.contrib import admin, messages
 
+from appointments.admin import PatientAdmin
+from appointments.models import Patient
+
 from .dispatch import enqueue
-from .models import Notification, NotificationAttempt
+from .models import InboundMessage, Notification, NotificationAttempt
 
 
 class AttemptInline(admin.TabularInline):
@@ -53,6 +56,46 @@ class NotificationAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         count = queryset.withdraw()
         self.message_user(request, f"{count} notification(s) cancelled.", messages.SUCCESS)
+
+
+class InboundMessageInline(admin.TabularInline):
+    """A patient's messages to the clinic, on the patient's page."""
+
+    model = InboundMessage
+    fk_name = "patient"
+    extra = 0
+    can_delete = False
+    fields = ["received_at", "channel", "body", "action", "appointment"]
+    readonly_fields = fields
+    ordering = ["-received_at"]
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    """What patients texted us; read-only, a record of what they said and what it did."""
+
+    list_display = ["received_at", "channel", "from_number", "patient", "action", "body"]
+    list_filter = ["action", "channel", "received_at"]
+    search_fields = ["body", "from_number", "patient__name"]
+    date_hierarchy = "received_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PatientWithMessagesAdmin(PatientAdmin):
+    inlines = [*PatientAdmin.inlines, InboundMessageInline]
+
+
+# The appointments app knows nothing of notifications: its patient page gains the inline here.
+admin.site.unregister(Patient)
+admin.site.register(Patient, PatientWithMessagesAdmin)
 
 
 # The clinic's template pages, with their live preview and history.

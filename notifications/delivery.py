@@ -18,6 +18,7 @@ from appointments.models import Appointment, AppointmentStatus
 
 from .catalog import refresh as refresh_templates
 from .channels import DeliveryError, SendSession, get_channel
+from .consent import after_dead
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
 from .ratelimit import take_token
@@ -123,7 +124,7 @@ def _record(outcomes):
                 won = record_outcomes(outcomes)
                 for outcome in outcomes:
                     if outcome.notification.pk in won and outcome.notification.is_dead:
-                        plan_fallback(outcome.notification)
+                        after_dead(outcome.notification)
             return won
         except (OperationalError, InterfaceError):
             if delay is None or connection.in_atomic_block:

@@ -151,6 +151,27 @@ class NotificationQuerySet(models.QuerySet):
             delivery_status=delivery_status, delivery_error_code=error_code, updated_at=timezone.now()
         )
 
+    def settle_by_receipt(self, provider_message_id, now=None):
+        """A receipt for these rows (its callback URL names the row): a row whose send went
+        unanswered learns the sid Twilio gave it and, while it waits to be tried again, becomes
+        SENT, so the retry sends nothing a second time. Both UPDATEs re-check the row, so a
+        claim that took the row first keeps it (its retry looks for the message at Twilio)."""
+        now = now or timezone.now()
+        self.filter(provider_message_id="").update(provider_message_id=provider_message_id, updated_at=now)
+        return self.filter(
+            provider_message_id=provider_message_id,
+            possibly_sent=True,
+            status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED],
+        ).update(
+            status=NotificationStatus.SENT,
+            possibly_sent=False,
+            next_attempt_at=None,
+            sent_at=now,
+            last_error="",
+            error_code="",
+            updated_at=now,
+        )
+
     def retry(self):
         """Staff put failed rows back in the queue with a fresh set of attempts. A failed row
         was due already, so its scheduled_for (part of the planned-once key) stays."""
@@ -378,3 +399,6 @@ class NotificationAttempt(models.Model):
 
 # The clinic's templates live beside the rows, in their own module.
 from .template_models import MessageTemplate, MessageTemplateRevision  # noqa: E402, F401
+
+# Defined beside the Twilio webhooks' code; imported here so Django registers them with the app.
+from .twilio_records import DeliveryReceipt, InboundAction, InboundMessage  # noqa: E402, F401

@@ -41,3 +41,7 @@ class Channel:
 
     def send(self, notification, message, connection=None):
         raise NotImplementedError
+
+    def means_unsubscribed(self, error_code):
+        """Whether the provider refused the send because the recipient unsubscribed."""
+        return False

@@ -1,10 +1,9 @@
 from django.conf import settings
 
-from .base import Channel
-from .text import send_text
+from .text import TwilioChannel, send_text
 
 
-class SmsChannel(Channel):
+class SmsChannel(TwilioChannel):
     name = "sms"
 
     def send(self, notification, message, connection=None):

@@ -16,13 +16,24 @@ from django.conf import settings
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.rest import Client
 
-from .base import UNANSWERED, DeliveryError
+from .base import UNANSWERED, Channel, DeliveryError
 from .twilio_http import PooledHttpClient
 
 logger = logging.getLogger(__name__)
 
 # The status callback URL's query parameter naming the row a receipt is for.
 NOTIFICATION_PARAMETER = "notification"
+
+# Twilio refuses a send to a number that texted STOP (or the like) to our sender with 21610.
+UNSUBSCRIBED = "21610"
+
+
+class TwilioChannel(Channel):
+    """SMS and WhatsApp: both go through Twilio's Messages API."""
+
+    def means_unsubscribed(self, error_code):
+        return error_code == UNSUBSCRIBED
+
 
 # Messages sent with SMS_BACKEND=locmem, like django.core.mail.outbox.
 outbox = []

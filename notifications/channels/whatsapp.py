@@ -1,14 +1,14 @@
 from django.conf import settings
 
-from .base import Channel, DeliveryError
-from .text import Content, send_text
+from .base import DeliveryError
+from .text import Content, TwilioChannel, send_text
 
 # Our own code for a free-form WhatsApp message we did not send: Twilio would accept it and
 # fail it later with 63016.
 SESSION_CLOSED = "session_closed"
 
 
-class WhatsAppChannel(Channel):
+class WhatsAppChannel(TwilioChannel):
     """WhatsApp through Twilio: the same Messages API with whatsapp: addresses. A message the
     clinic starts goes by its kind's approved Content Template; free-form text goes only inside
     the 24 hours after the patient's last WhatsApp message to us."""
