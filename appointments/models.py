@@ -138,3 +138,23 @@ class IdempotentRequest(models.Model):
 
     def __str__(self):
         return f"{self.method} {self.path} with key {self.key!r}"
+
+
+class ContactChange(models.Model):
+    """A patient's own new email or phone, waiting for the code sent to it (appointments/contact.py).
+    Until it is confirmed every message goes to the old address."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="contact_changes")
+    field = models.CharField(max_length=8, choices=[("email", "email"), ("phone", "phone")])
+    value = models.CharField(max_length=254)
+    # An HMAC of the code, never the code itself.
+    code_digest = models.CharField(max_length=64)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["patient", "field"], name="one_contact_change_per_field")]
+
+    def __str__(self):
+        return f"{self.patient}: {self.field} to be {self.value}"

@@ -59,6 +59,8 @@ class PatientSerializer(serializers.ModelSerializer):
     # A patient changing their own password proves they know the current one; staff need not.
     current_password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
     can_sign_in = serializers.SerializerMethodField()
+    # The contact fields the patient changed that wait for their code (appointments/contact.py).
+    pending_verification = serializers.SerializerMethodField()
 
     class Meta:
         model = Patient
@@ -74,10 +76,14 @@ class PatientSerializer(serializers.ModelSerializer):
             "password",
             "current_password",
             "can_sign_in",
+            "pending_verification",
         ]
 
     def get_can_sign_in(self, patient) -> bool:
         return patient.user_id is not None
+
+    def get_pending_verification(self, patient) -> list[str]:
+        return sorted(patient.contact_changes.values_list("field", flat=True)) if patient.pk else []
 
     def validate_phone(self, value):
         if value and not E164.fullmatch(value):
@@ -114,6 +120,9 @@ class PatientSerializer(serializers.ModelSerializer):
         return attrs
 
     def changes_own_password(self):
+        return self.by_the_patient()
+
+    def by_the_patient(self):
         request = self.context.get("request")
         user = getattr(self.instance, "user", None)
         return user is not None and request is not None and request.user.pk == user.pk
@@ -137,6 +146,13 @@ class PatientSerializer(serializers.ModelSerializer):
 
     def update(self, patient, validated_data):
         password = validated_data.pop("password", None)
+        # A patient's own new email or phone waits for its code (the view sends it); staff's apply at once.
+        self.contact_changes = {}
+        if self.by_the_patient():
+            for field in ("email", "phone"):
+                value = validated_data.get(field)
+                if value and value != getattr(patient, field):
+                    self.contact_changes[field] = validated_data.pop(field)
         patient = super().update(patient, validated_data)
         if patient.user_id:
             patient.user.username = patient.user.email = patient.email
@@ -185,6 +201,11 @@ class AppointmentSerializer(serializers.ModelSerializer):
 
 class RescheduleSerializer(serializers.Serializer):
     starts_at = AwareDateTimeField(validators=[future])
+
+
+class VerifyContactSerializer(serializers.Serializer):
+    field = serializers.ChoiceField(choices=["email", "phone"])
+    code = serializers.RegexField(r"^[0-9]{6}$", error_messages={"invalid": "Six digits, as sent."})
 
 
 class CancelSerializer(serializers.Serializer):

@@ -2,13 +2,20 @@ from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.permissions import IsAdminUser, IsAuthenticated
 from rest_framework.response import Response
 
-from . import allowance, services
+from . import allowance, contact, services
 from .access import visible_appointments, visible_patients
 from .idempotency import KEY_PARAMETER, idempotent
-from .serializers import AppointmentSerializer, CancelSerializer, PatientSerializer, RescheduleSerializer
+from .serializers import (
+    AppointmentSerializer,
+    CancelSerializer,
+    PatientSerializer,
+    RescheduleSerializer,
+    VerifyContactSerializer,
+)
 
 
 class PatientViewSet(
@@ -29,6 +36,22 @@ class PatientViewSet(
 
     def get_queryset(self):
         return visible_patients(self.request.user).order_by("pk")
+
+    def perform_update(self, serializer):
+        serializer.save()
+        contact.request_changes(serializer.instance, serializer.contact_changes)
+
+    @extend_schema(request=VerifyContactSerializer, responses={200: PatientSerializer})
+    @action(detail=True, methods=["post"])
+    def verify(self, request, pk=None):
+        """Confirm a new email or phone with the code sent to it."""
+        patient = self.get_object()
+        body = VerifyContactSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not contact.confirm(patient, **body.validated_data):
+            raise ValidationError({"code": ["This is not the code we sent."]})
+        patient.refresh_from_db()
+        return Response(PatientSerializer(patient, context=self.get_serializer_context()).data)
 
 
 class AppointmentViewSet(

@@ -153,6 +153,12 @@ def send_text(notification, from_, body, content=None):
     )
 
 
+def send_one_off_sms(to, body):
+    """An SMS outside the notification pipeline (a verification code for a new number), from the
+    clinic's SMS sender through the configured backend; raises DeliveryError."""
+    return _BACKENDS[settings.SMS_BACKEND].send(to=to, from_=settings.TWILIO_PHONE_NUMBER, body=body)
+
+
 def status_callback_url(notification):
     """The status webhook's URL with the row's id in its query, so that a receipt finds its row
     even when the send's answer (and with it the sid) was lost."""
