@@ -35,14 +35,12 @@ def recipients():
 def digest_figures(hours=24, dead_rows=100, now=None):
     """What the digest reports about the last `hours`.
 
-    A row died when it became failed with no next attempt; its updated_at is that moment
-    (a staff retry makes it pending again, so it is no longer dead). Failures per channel
-    count failed send attempts (transient ones included) and the rows that died."""
+    A row that died in the window is dead now with its died_at in it (a staff retry makes it
+    pending again, so it is no longer dead). Failures per channel count failed send attempts
+    (transient ones included) and the rows that died."""
     now = now or timezone.now()
     since = now - timedelta(hours=hours)
-    dead = Notification.objects.filter(
-        status=NotificationStatus.FAILED, next_attempt_at__isnull=True, updated_at__gt=since, updated_at__lte=now
-    )
+    dead = Notification.objects.dead().filter(died_at__gt=since, died_at__lte=now)
     dead_by_channel = counts_by_status_and_channel(dead)[NotificationStatus.FAILED]
     attempts = (
         NotificationAttempt.objects.filter(
@@ -69,7 +67,7 @@ def digest_figures(hours=24, dead_rows=100, now=None):
         "channels": channels,
         "failed_attempts": sum(failed_attempts.values()),
         "dead_count": dead_count,
-        "dead": [_dead_row(row) for row in dead.select_related("patient").order_by("-updated_at", "-id")[:dead_rows]],
+        "dead": [_dead_row(row) for row in dead.select_related("patient").order_by("-died_at", "-id")[:dead_rows]],
         "dead_not_listed": max(0, dead_count - dead_rows),
     }
 
@@ -83,7 +81,7 @@ def _dead_row(row):
         "kind": row.kind,
         "channel": row.channel,
         "attempts": row.attempts,
-        "died_at": row.updated_at,
+        "died_at": row.died_at,
         "error_code": row.error_code,
         "error": mask_phone_numbers(row.last_error),
     }

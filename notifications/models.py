@@ -75,7 +75,21 @@ DELIVERY_RANK = {
 }
 
 
+# The two kinds of failed row, told apart by whether a retry is planned. A dead row stays
+# failed: a record of what did not reach the patient, until staff retry it.
+DEAD = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
+RETRYING = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=False)
+
+
 class NotificationQuerySet(models.QuerySet):
+    def dead(self):
+        """Failed for good (a permanent error, or attempts spent): nothing will send them."""
+        return self.filter(DEAD)
+
+    def retrying(self):
+        """Failed for now, with a retry planned at next_attempt_at."""
+        return self.filter(RETRYING)
+
     def due(self, now, include_failed=True):
         """Pending rows whose time has come and, with include_failed, failed rows whose retry
         time has come (a dead row has no next_attempt_at and is never due)."""
@@ -110,9 +124,7 @@ class NotificationQuerySet(models.QuerySet):
         """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
         pending ones, and failed ones waiting for a retry. Dead rows stay failed, a record of
         what did not reach the patient."""
-        still_to_go = Q(status=NotificationStatus.PENDING) | Q(
-            status=NotificationStatus.FAILED, next_attempt_at__isnull=False
-        )
+        still_to_go = Q(status=NotificationStatus.PENDING) | RETRYING
         return self.filter(still_to_go).update(
             status=NotificationStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
         )
@@ -133,6 +145,7 @@ class NotificationQuerySet(models.QuerySet):
             next_attempt_at=None,
             claim_token=None,
             possibly_sent=True,
+            died_at=now,
             last_error="lease expired on the last attempt",
             updated_at=now,
         )
@@ -140,8 +153,7 @@ class NotificationQuerySet(models.QuerySet):
         returned = expired.update(
             status=NotificationStatus.PENDING, claim_token=None, possibly_sent=True, updated_at=now
         )
-        dead = Notification.objects.filter(pk__in=spent, status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
-        return returned, list(dead.values_list("id", flat=True))
+        return returned, list(Notification.objects.filter(pk__in=spent).dead().values_list("id", flat=True))
 
     def record_delivery_status(self, provider_message_id, delivery_status, error_code=""):
         """Apply a delivery receipt unless the row already has a later one (receipts arrive
@@ -176,7 +188,7 @@ class NotificationQuerySet(models.QuerySet):
         """Staff put failed rows back in the queue with a fresh set of attempts. A failed row
         was due already, so its scheduled_for (part of the planned-once key) stays."""
         return self.filter(status=NotificationStatus.FAILED).update(
-            status=NotificationStatus.PENDING, next_attempt_at=None, attempts=0, updated_at=timezone.now()
+            status=NotificationStatus.PENDING, next_attempt_at=None, died_at=None, attempts=0, updated_at=timezone.now()
         )
 
 
@@ -198,6 +210,8 @@ class Notification(models.Model):
 
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # When the row died (see DEAD); updated_at moves on with later receipts and edits.
+    died_at = models.DateTimeField(null=True, blank=True)
     claimed_at = models.DateTimeField(null=True, blank=True)
     claim_token = models.UUIDField(null=True, blank=True, editable=False)
     last_error = models.TextField(blank=True)
@@ -239,7 +253,7 @@ class Notification(models.Model):
             models.Index(fields=["scheduled_for"], condition=Q(status="pending"), name="notification_pending_due"),
             models.Index(
                 fields=["next_attempt_at"],
-                condition=Q(status="failed", next_attempt_at__isnull=False),
+                condition=RETRYING,
                 name="notification_retry_due",
             ),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notification_leases"),
@@ -285,6 +299,7 @@ class Notification(models.Model):
         elif status == NotificationStatus.FAILED:
             retry = not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS
             fields["next_attempt_at"] = now + retry_delay(self.attempts) if retry else None
+            fields["died_at"] = None if retry else now
             fields["possibly_sent"] = self.possibly_sent or possibly_sent
         return Outcome(self, fields, now)
 
@@ -299,6 +314,7 @@ class Notification(models.Model):
 
     @property
     def is_dead(self):
+        """This row's side of DEAD."""
         return self.status == NotificationStatus.FAILED and self.next_attempt_at is None
 
     def mark_read(self):

@@ -43,7 +43,7 @@ def dashboard_figures(hours=24, dead_rows=50):
     by_status = counts_by_status_and_channel(recent)
     sent = sum(by_status[NotificationStatus.SENT].values())
     failed = sum(by_status[NotificationStatus.FAILED].values())
-    dead = Notification.objects.filter(status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
+    dead = Notification.objects.dead()
     return {
         "hours": hours,
         "channels": Channel.values,
@@ -52,5 +52,5 @@ def dashboard_figures(hours=24, dead_rows=50):
         "due": Notification.objects.due(now).count(),
         "oldest_due_age_seconds": oldest_due_age(now),
         "dead_count": dead.count(),
-        "dead": list(dead.select_related("patient").order_by("-updated_at")[:dead_rows]),
+        "dead": list(dead.select_related("patient").order_by("-died_at", "-id")[:dead_rows]),
     }

@@ -5,11 +5,9 @@ from datetime import timedelta
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Notification, NotificationStatus
+from .models import DEAD, Notification, NotificationStatus
 
-FINISHED = Q(status__in=[NotificationStatus.SENT, NotificationStatus.CANCELLED, NotificationStatus.SKIPPED]) | Q(
-    status=NotificationStatus.FAILED, next_attempt_at__isnull=True
-)
+FINISHED = Q(status__in=[NotificationStatus.SENT, NotificationStatus.CANCELLED, NotificationStatus.SKIPPED]) | DEAD
 
 
 def purgeable(older_than_days, now=None):

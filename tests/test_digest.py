@@ -35,6 +35,8 @@ def make_row(appointment):
 
     def make(status, hours_ago, channel="sms", failed_attempts=0, **fields):
         touched = timezone.now() - timedelta(hours=hours_ago)
+        if status == "failed" and fields.get("next_attempt_at") is None:
+            fields.setdefault("died_at", touched)  # a dead row died when it was last touched
         row = Notification.objects.create(
             appointment=appointment,
             patient=appointment.patient,

@@ -227,7 +227,7 @@ def test_cancel_withdraws_messages_waiting_for_a_retry(book, twilio):
     assert reminder.status == "cancelled"
     assert reminder.next_attempt_at is None
     # The retry's time comes: the sweep sends the cancellation notices and no reminder.
-    Notification.objects.filter(appointment=appointment, next_attempt_at__isnull=False).update(
+    Notification.objects.filter(appointment=appointment).retrying().update(
         next_attempt_at=timezone.now() - timedelta(seconds=1)
     )
     report = sweep(include_failed=True)

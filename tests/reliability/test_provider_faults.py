@@ -92,10 +92,7 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
     sweeps = 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if (
-            not rows.filter(status__in=["pending", "sending"]).exists()
-            and not rows.filter(status="failed", next_attempt_at__isnull=False).exists()
-        ):
+        if not rows.filter(status__in=["pending", "sending"]).exists() and not rows.retrying().exists():
             break
         delivery.sweep()
         sweeps += 1
@@ -138,7 +135,7 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
 
     # Nothing left in flight or waiting.
     assert statuses["pending"] == statuses["sending"] == 0
-    assert not rows.filter(status="failed", next_attempt_at__isnull=False).exists()
+    assert not rows.retrying().exists()
     for phone, (group, patient) in patients.items():
         row = by_phone[phone]
         if group in ("in-time", "timeout", "429-burst", "5xx-transient"):
@@ -230,7 +227,7 @@ def test_possibly_sent_sms_is_looked_up_until_its_outcome_is_known(db, fast_retr
         )
     rows = Notification.objects.filter(kind="booking_confirmation")
     deadline = time.monotonic() + 30
-    while rows.exclude(status="sent").exclude(status="failed", next_attempt_at__isnull=True).exists():
+    while rows.exclude(status="sent").exclude(pk__in=rows.dead()).exists():
         if time.monotonic() > deadline:
             break
         delivery.sweep()

@@ -315,7 +315,7 @@ def test_worker_killed_between_a_death_and_its_fallback_loses_no_fallback(
 
     sleeping = wait_until(fallback_insert_running, 30, 0.05, message="a fallback being written")
     doomed.kill()
-    dead_at_kill = rows.filter(status="failed", next_attempt_at=None).count()
+    dead_at_kill = rows.dead().count()
     with connection.cursor() as cursor:  # the server notices the client is gone
         for pid in sleeping:
             cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
