@@ -178,6 +178,7 @@ class NotificationQuerySet(models.QuerySet):
             status=NotificationStatus.SENT,
             possibly_sent=False,
             next_attempt_at=None,
+            died_at=None,
             sent_at=now,
             last_error="",
             error_code="",
