@@ -3,6 +3,7 @@ from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
 from .monitoring import dashboard_figures
+from .twilio_dashboard import twilio_figures
 
 
 def dashboard(request):
@@ -21,5 +22,6 @@ def dashboard(request):
         "figures": figures,
         "failure_percent": round(figures["failure_rate"] * 100, 1),
         "rows": [(status, cells, sum(cells)) for status, cells in rows],
+        "twilio": twilio_figures(figures["hours"]),
     }
     return TemplateResponse(request, "admin/notifications/dashboard.html", context)
