@@ -41,6 +41,27 @@ class NotificationSerializer(serializers.ModelSerializer):
             "text",
         ]
 
+    def to_representation(self, notification):
+        data = super().to_representation(notification)
+        request = self.context.get("request")
+        if request is not None and not request.user.is_staff:
+            # Patients read a plain reason; the SMTP server's or Twilio's words are for staff.
+            data["last_error"] = plain_reason(notification)
+            data["error_code"] = ""
+        return data
+
+
+def plain_reason(notification):
+    if not notification.last_error:
+        return ""
+    if notification.status == NotificationStatus.FAILED:
+        if notification.next_attempt_at is None:
+            return "This message could not be delivered to this address."
+        return "Not delivered yet; it will be tried again."
+    if notification.status == NotificationStatus.SKIPPED:
+        return "Not sent on this channel; check your contact details and preferences."
+    return ""
+
 
 class AppointmentNotificationsView(ListAPIView):
     """GET /api/appointments/{id}/notifications/: every row planned for the appointment."""

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -28,5 +29,16 @@ def purge(older_than_days, batch_size=1000):
         ids = list(purgeable(older_than_days).order_by("id").values_list("id", flat=True)[:batch_size])
         if not ids:
             return deleted
-        # A fallback row points at the row it stands in for; it goes with it.
-        deleted += Notification.objects.filter(pk__in=ids).delete()[1].get("notifications.Notification", 0)
+        deleted += delete_still_purgeable(ids, older_than_days)
+
+
+@transaction.atomic
+def delete_still_purgeable(ids, older_than_days):
+    """Delete those of the rows that are still purgeable. Between reading a batch's ids and
+    deleting them a row can come back into play (staff retry a dead row); so the rows are locked
+    and checked again in the delete's own transaction, and a row retried since stays."""
+    still = list(
+        purgeable(older_than_days).filter(pk__in=ids).select_for_update(of=("self",)).values_list("id", flat=True)
+    )
+    # A fallback row points at the row it stands in for; it goes with it.
+    return Notification.objects.filter(pk__in=still).delete()[1].get("notifications.Notification", 0)

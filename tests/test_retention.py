@@ -193,3 +193,17 @@ def test_purge_deletes_an_old_row_together_with_its_finished_fallback(make_row):
     assert retention.purge(CUTOFF_DAYS) == 2
 
     assert not Notification.objects.exists()
+
+
+def test_a_row_retried_after_the_purge_chose_it_is_not_deleted(rows):
+    """The purge reads a batch of ids, then deletes: a dead row that staff retry in between is in
+    play again, and the delete re-checks that each row is still finished and old."""
+    chosen = list(retention.purgeable(CUTOFF_DAYS).values_list("id", flat=True))
+    assert rows["old_dead"].pk in chosen
+    assert Notification.objects.filter(pk=rows["old_dead"].pk).retry() == 1
+
+    deleted = retention.delete_still_purgeable(chosen, CUTOFF_DAYS)
+
+    assert Notification.objects.get(pk=rows["old_dead"].pk).status == "pending"
+    assert deleted == len(FINISHED_OLD) - 1
+    assert remaining(rows) == set(rows) - FINISHED_OLD | {"old_dead"}
