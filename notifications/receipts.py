@@ -3,8 +3,10 @@ of a send whose answer was lost, and the email fallback of a message that failed
 accepted it. Any number of receipts, in any order, make at most one fallback."""
 
 import logging
+from datetime import timedelta
 
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from .models import DELIVERY_RANK, DeliveryReceipt, DeliveryStatus, Notification
 from .planning import TEXT_CHANNELS, plan_fallback
@@ -55,3 +57,9 @@ def _first_time(message_sid, status, error_code, notification_id, idempotency_to
     except IntegrityError:
         return False
     return True
+
+
+def purge_receipts(older_than_days, now=None):
+    """Receipts past the retention go (Twilio retries a callback within hours, not months)."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    return DeliveryReceipt.objects.filter(received_at__lt=cutoff).delete()[0]

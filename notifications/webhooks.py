@@ -103,5 +103,7 @@ def twilio_inbound(request):
     sender = _required(errors, params, "From", ADDRESS, "a phone number or whatsapp: address")
     if errors:
         return JsonResponse(errors, status=400)
-    inbound = Inbound(sid=sid, sender=sender, to=params.get("To", "")[:64], body=params.get("Body", "")[:1600])
+    # PostgreSQL's text refuses NUL characters; nothing a patient types needs them.
+    to, body = (params.get(name, "").replace("\x00", "") for name in ("To", "Body"))
+    inbound = Inbound(sid=sid, sender=sender, to=to[:64], body=body[:1600])
     return HttpResponse(str(handle_inbound(inbound)), content_type="text/xml")

@@ -1,9 +1,10 @@
 from celery import shared_task
 from django.conf import settings
 
-from notifications import retention
+from notifications import receipts, retention
 
 
 @shared_task(name="notifications.purge_old")
 def purge_old_notifications():
+    receipts.purge_receipts(settings.NOTIFICATIONS_RETENTION_DAYS)
     return retention.purge(settings.NOTIFICATIONS_RETENTION_DAYS)

@@ -3,6 +3,8 @@
 deliver falls back to email exactly once, however often and in whatever order its receipts
 come; a receipt for a send whose answer was lost records the sid, so the retry sends nothing."""
 
+from datetime import timedelta
+
 import pytest
 from django.core import mail
 from django.utils import timezone
@@ -10,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from notifications import delivery
 from notifications.models import DeliveryReceipt, Notification
+from tasks.retention import purge_old_notifications
 from tests.conftest import settled, wait_for
 
 PHONE = "+14155550163"
@@ -148,3 +151,16 @@ def test_status_callback_naming_a_row_with_a_bad_id_is_400(client, settings, twi
 
     assert response.status_code == 400
     assert "notification" in response.json()
+
+
+def test_receipts_past_the_retention_are_purged_by_the_retention_task(db, settings):
+    settings.NOTIFICATIONS_RETENTION_DAYS = 30
+    old = DeliveryReceipt.objects.create(
+        message_sid="SM" + "1" * 32, status="delivered", received_at=timezone.now() - timedelta(days=31)
+    )
+    recent = DeliveryReceipt.objects.create(message_sid="SM" + "2" * 32, status="delivered")
+
+    purge_old_notifications()
+
+    assert list(DeliveryReceipt.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not DeliveryReceipt.objects.filter(pk=old.pk).exists()

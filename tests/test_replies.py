@@ -8,10 +8,12 @@ from xml.etree import ElementTree
 
 import pytest
 from django.utils import timezone
+from twilio.request_validator import RequestValidator
 
 from appointments.models import Patient
 from notifications.models import InboundMessage, Notification
 from tests.conftest import settled, wait_for
+from tests.twilio_standin_webhooks import idempotency_header, inbound_params
 
 PHONE = "+14155550188"
 SMS_NUMBER = "+15005550006"
@@ -167,8 +169,6 @@ def test_stop_at_twilio_then_a_send_refused_keeps_the_patient_opted_out(
 
 
 def test_the_same_message_posted_twice_acts_once(twilio, inbound_url, patient):
-    from tests.twilio_standin_webhooks import idempotency_header, inbound_params
-
     params = inbound_params(twilio.account_sid, PHONE, SMS_NUMBER, "Running late")
     first = twilio.webhooks.post(inbound_url, params, idempotency_header())
     again = twilio.webhooks.post(inbound_url, params, idempotency_header())
@@ -190,3 +190,36 @@ def test_whatsapp_session_closes_after_24_hours(patient):
     patient.whatsapp_last_inbound_at = timezone.now() - timedelta(hours=24, seconds=1)
 
     assert not patient.whatsapp_session_open()
+
+
+def signed_post(client, params, settings):
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(f"http://testserver{PATH}", params)
+    return client.post(PATH, params, headers={"X-Twilio-Signature": signature})
+
+
+@pytest.mark.parametrize(
+    "fields, field",
+    [
+        ({"From": "+1 415 555"}, "From"),
+        ({"From": "whatsapp:+١٤١٥٥٥٥٠١٨٨"}, "From"),
+        ({"MessageSid": "SM1"}, "MessageSid"),
+    ],
+    ids=["not-e164", "not-ascii-digits", "bad-sid"],
+)
+def test_signed_inbound_with_a_bad_field_is_400_naming_it(client, settings, patient, fields, field):
+    params = {"MessageSid": "SM" + "b" * 32, "From": PHONE, "To": SMS_NUMBER, "Body": "STOP", **fields}
+
+    response = signed_post(client, params, settings)
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert reload(patient).opted_out == [] and not InboundMessage.objects.exists()
+
+
+def test_signed_inbound_with_nul_characters_is_kept_without_them(client, settings, patient):
+    params = {"MessageSid": "SM" + "c" * 32, "From": PHONE, "To": SMS_NUMBER + "\x00", "Body": "late\x00 by 5"}
+
+    response = signed_post(client, params, settings)
+
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/xml")
+    assert InboundMessage.objects.get().body == "late by 5"
