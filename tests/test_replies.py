@@ -223,3 +223,15 @@ def test_signed_inbound_with_nul_characters_is_kept_without_them(client, setting
 
     assert response.status_code == 200 and response["Content-Type"].startswith("text/xml")
     assert InboundMessage.objects.get().body == "late by 5"
+
+
+def test_answer_goes_in_the_patients_language(twilio, inbound_url, book, make_patient):
+    patient = make_patient(channels=["sms"], phone=PHONE, name="Ana", language="es")
+    book(patient, starts_in=timedelta(days=3))
+
+    (confirmed,) = text(twilio, inbound_url, "c")
+    (kept,) = text(twilio, inbound_url, "¿Puedo llegar tarde?")
+
+    assert confirmed.startswith("Gracias, Ana: su cita con Dr. Ada Lovelace del ") and "confirmada" in confirmed
+    assert " de " in confirmed.split(" del ")[1]  # the date in Spanish: "martes 8 de diciembre de 2026"
+    assert "la clínica leerá su mensaje" in kept
