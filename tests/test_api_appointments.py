@@ -221,7 +221,8 @@ def test_booking_confirmation_email_is_sent_with_an_html_alternative(booked):
     email = mail.outbox[0]
     assert email.to == ["alan@example.com"]
     assert "Dr. Grace Hopper" in email.body
-    assert [mimetype for _, mimetype in email.alternatives] == ["text/html"]
+    # The HTML part, then the calendar invitation (tests/test_invitations.py checks its life).
+    assert [mimetype for _, mimetype in email.alternatives] == ["text/html", "text/calendar; method=REQUEST"]
     assert "Dr. Grace Hopper" in email.alternatives[0][0]
 
 
