@@ -7,10 +7,12 @@ import re
 import pytest
 from django.conf import settings as django_settings
 from django.core import mail
+from django.template.loader import render_to_string
+from django.utils import translation
 
 from notifications.models import Channel, Notification, NotificationKind
 from notifications.preview import render_preview, sample_snapshot
-from notifications.rendering import appointment_date_and_time, local_date_and_time, render
+from notifications.rendering import appointment_date_and_time, local_date_and_time, message_context, render
 from tests.conftest import settled
 
 LOCALE_DIR = django_settings.BASE_DIR / "locale"
@@ -171,3 +173,15 @@ def test_shipped_sms_wording_fits_the_segment_limit_in_every_language(language, 
     preview = render_preview(Channel.SMS, kind, language, {})
 
     assert preview["segments"] <= django_settings.NOTIFICATIONS_SMS_MAX_SEGMENTS
+
+
+REPLIES = sorted(path.stem for path in (django_settings.BASE_DIR / "templates" / "replies").glob("*.txt"))
+
+
+@pytest.mark.parametrize("reply", REPLIES)
+def test_answers_to_a_spanish_patients_reply_are_spanish(reply):
+    snapshot = message_context(sample_snapshot("es"), "es")
+    with translation.override("es"):
+        text = " ".join(render_to_string(f"replies/{reply}.txt", snapshot).split())
+
+    assert not ENGLISH_WORDS.findall(text.replace("Dr. Ada Lovelace", "")), text
