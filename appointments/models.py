@@ -5,7 +5,6 @@ from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
 
-CHANNELS = ("email", "sms", "whatsapp", "in_app")
 WHATSAPP_SESSION = timedelta(hours=24)
 
 
@@ -40,21 +39,6 @@ class Patient(models.Model):
         message to us, still lets free-form text through."""
         last = self.whatsapp_last_inbound_at
         return last is not None and (now or timezone.now()) - last < WHATSAPP_SESSION
-
-    def wants(self, channel):
-        return channel in self.channels and channel not in self.opted_out
-
-    def address_for(self, channel):
-        """The address a message on this channel goes to, or '' when the patient has none."""
-        if channel == "email":
-            return self.email
-        if channel == "sms":
-            return self.phone
-        if channel == "whatsapp":
-            return f"whatsapp:{self.phone}" if self.phone else ""
-        if channel == "in_app":
-            return f"patient:{self.pk}"
-        raise ValueError(f"unknown channel {channel!r}")
 
 
 class Provider(models.Model):

@@ -11,8 +11,10 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from notifications.channels import CHANNEL_NAMES
+
 from .access import visible_patients
-from .models import CHANNELS, Appointment, Location, Patient, Provider
+from .models import Appointment, Location, Patient, Provider
 from .records import RecordName
 
 # ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
@@ -46,7 +48,7 @@ def future(value):
 
 
 class ChannelList(serializers.ListField):
-    child = serializers.ChoiceField(choices=CHANNELS)
+    child = serializers.ChoiceField(choices=CHANNEL_NAMES)
 
     def to_internal_value(self, data):
         return list(dict.fromkeys(super().to_internal_value(data)))  # drop repeats, keep order

@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from accounts.tokens import issue_token
 from appointments.models import Appointment, Location, Patient, Provider
+from notifications.channels import address_for
 from notifications.models import Notification, NotificationAttempt, NotificationKind
 from notifications.planning import snapshot
 
@@ -83,7 +84,7 @@ def due_reminders(appointments, count, channels=CHANNELS):
                 kind=NotificationKind.REMINDER,
                 channel=channel,
                 scheduled_for=now - timedelta(seconds=count - i),
-                recipient=appointment.patient.address_for(channel),
+                recipient=address_for(appointment.patient, channel),
                 context=snapshots[appointment.pk],
             )
         )

@@ -1,3 +1,6 @@
+"""Hand rows to the broker. The core publishes by task name, so notifications/ never imports
+tasks/ (the tasks are thin wrappers over the core, and import it)."""
+
 import logging
 
 from celery import current_app
@@ -5,6 +8,9 @@ from django.db import transaction
 from kombu import pools
 
 logger = logging.getLogger(__name__)
+
+# The task that sends the rows one event made due now (tasks/delivery.py).
+SEND_NOTIFICATIONS = "notifications.send_notifications"
 
 # Publishing tries the broker once: when Redis refuses, kombu would otherwise retry the
 # connection on its own schedule (2 s and more) while the booking waits.
@@ -18,16 +24,13 @@ def enqueue_on_commit(notification_ids):
 
 
 def enqueue(notification_ids):
-    from tasks.delivery import send_notifications
-
-    # Connections are kept between publishes in kombu's pool for this broker and these options
-    # (emptied in a forked child): opening one per publish (two TCP connects, redis-py's
-    # handshakes, a queue declaration) cost about as much CPU as the rest of the booking. One
-    # that fails is closed, not put back, so the next publish connects afresh, once.
+    """Publish one send_notifications task for these rows, or leave them to the sweep."""
+    # Connections stay in kombu's pool between publishes, since connecting per publish cost as
+    # much as the booking itself (docs/PERFORMANCE.md); a failed one is dropped, not put back.
     one_try = current_app.connection_for_write(transport_options=ONE_TRY)
     try:
         with pools.connections[one_try].acquire(block=True) as connection:
-            send_notifications.apply_async((notification_ids,), connection=connection, retry=False)
+            current_app.send_task(SEND_NOTIFICATIONS, args=(notification_ids,), connection=connection, retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the rows are safe in the table
         # The booking has committed and must still succeed: the sweep sends these rows.
         logger.warning("broker unavailable (%s); %d notification(s) wait for the sweep", exc, len(notification_ids))

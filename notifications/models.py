@@ -16,6 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .backoff import retry_delay
+from .channels import CHANNELS
 
 
 class NotificationStatus(models.TextChoices):
@@ -34,11 +35,8 @@ class NotificationKind(models.TextChoices):
     CANCELLATION = "cancellation"
 
 
-class Channel(models.TextChoices):
-    EMAIL = "email"
-    SMS = "sms"
-    WHATSAPP = "whatsapp"
-    IN_APP = "in_app", "In-app"
+# The choices of a row's channel are the registry's channels (notifications/channels owns the list).
+Channel = models.TextChoices("Channel", [(name.upper(), (name, channel.label)) for name, channel in CHANNELS.items()])
 
 
 class DeliveryStatus(models.TextChoices):
@@ -57,22 +55,22 @@ class DeliveryStatus(models.TextChoices):
     READ = "read"
 
 
-# Receipts ranked: a receipt never moves a row backwards (they arrive twice and out of order).
-# The final outcomes share a rank, so the first of them to arrive stands.
-DELIVERY_RANK = {
-    "": 0,
-    "accepted": 1,
-    "scheduled": 1,
-    "queued": 1,
-    "sending": 2,
-    "sent": 3,
-    "delivered": 4,
-    "undelivered": 4,
-    "failed": 4,
-    "canceled": 4,
-    "partially_delivered": 4,
-    "read": 5,
-}
+# A receipt only moves a row up this ranking (receipts arrive twice and out of order); the
+# final outcomes share a rank, so the first of them to arrive stands.
+_RANKED = [
+    [DeliveryStatus.ACCEPTED, DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED],
+    [DeliveryStatus.SENDING],
+    [DeliveryStatus.SENT],
+    [
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.UNDELIVERED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.CANCELED,
+        DeliveryStatus.PARTIALLY_DELIVERED,
+    ],
+    [DeliveryStatus.READ],
+]
+DELIVERY_RANK = {"": 0} | {status: rank for rank, statuses in enumerate(_RANKED, start=1) for status in statuses}
 
 
 # The two kinds of failed row, told apart by whether a retry is planned. A dead row stays

@@ -6,11 +6,10 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
+from .channels import address_for, get_channel
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
 from .quiet_hours import adjust_reminders
-
-TEXT_CHANNELS = (Channel.SMS, Channel.WHATSAPP)
 
 
 def snapshot(appointment, previous_starts_at=None):
@@ -46,7 +45,7 @@ def reminder_times(starts_at, schedule=None):
 
 def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
     patient = appointment.patient
-    recipient = patient.address_for(channel)
+    recipient = address_for(patient, channel)
     if not skip_reason:
         if channel in patient.opted_out:
             skip_reason = f"patient opted out of {channel}"
@@ -108,7 +107,7 @@ def plan_fallback(failed):
     planned-once key refuses a second email of the same message (another channel's fallback
     included, even when two workers race), and fallback_for a second fallback of one row."""
     patient = failed.patient
-    if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
+    if not get_channel(failed.channel).falls_back_to_email or not patient.email or Channel.EMAIL in patient.opted_out:
         return None
     try:
         with transaction.atomic():

@@ -11,6 +11,8 @@ import time
 import redis
 from django.conf import settings
 
+from .channels import get_channel
+
 logger = logging.getLogger(__name__)
 
 # Refill, take one token if there is one, else say how long until there is. The bucket holds
@@ -30,8 +32,6 @@ redis.call('EXPIRE', KEYS[1], 60)
 return tostring(wait)
 """
 
-PROVIDER_OF_CHANNEL = {"sms": "twilio", "whatsapp": "twilio", "email": "email"}
-
 
 def limit_for(provider):
     """Sends per second allowed for the provider, or 0 for no limit."""
@@ -45,7 +45,7 @@ def _script(redis_url):
 
 def take_token(channel, max_wait=None):
     """True when the channel's provider may take one more send now (waiting up to max_wait)."""
-    provider = PROVIDER_OF_CHANNEL.get(channel)
+    provider = get_channel(channel).provider
     rate = limit_for(provider) if provider else 0
     if not rate:
         return True

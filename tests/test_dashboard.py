@@ -10,6 +10,7 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 
 from appointments.models import Appointment
+from notifications.channels import address_for
 from notifications.models import Notification
 from notifications.monitoring import dashboard_figures
 
@@ -38,7 +39,7 @@ def make_row(appointment):
             channel=channel,
             status=status,
             scheduled_for=now - timedelta(hours=hours_ago),
-            recipient=appointment.patient.address_for(channel),
+            recipient=address_for(appointment.patient, channel),
             **fields,
         )
 

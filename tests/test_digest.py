@@ -14,6 +14,7 @@ from django.utils import timezone
 from appointments.models import Appointment
 from config.celery import app as celery_app
 from notifications import digest
+from notifications.channels import address_for
 from notifications.models import Notification, NotificationAttempt
 from tests.conftest import wait_for
 
@@ -44,7 +45,7 @@ def make_row(appointment):
             channel=channel,
             status=status,
             scheduled_for=touched - timedelta(minutes=next(counter)),
-            recipient=appointment.patient.address_for(channel),
+            recipient=address_for(appointment.patient, channel),
             attempts=failed_attempts,
             updated_at=touched,
             **fields,

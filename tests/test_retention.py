@@ -15,6 +15,7 @@ from django.utils import timezone
 from appointments.models import Appointment
 from config.celery import app as celery_app
 from notifications import retention
+from notifications.channels import address_for
 from notifications.models import Notification, NotificationAttempt
 from tests.conftest import wait_for
 
@@ -45,7 +46,7 @@ def make_row(appointment):
             status=status,
             # Distinct times keep the planning key (appointment, kind, channel, time) unique.
             scheduled_for=touched - timedelta(minutes=next(counter)),
-            recipient=appointment.patient.address_for(channel),
+            recipient=address_for(appointment.patient, channel),
             updated_at=touched,
             **fields,
         )

@@ -1,3 +1,6 @@
+"""The channel registry: every channel there is, by name. The list of channel names, their
+addressing and their providers live here and in the channel classes, nowhere else."""
+
 from .base import Channel, DeliveryError, Message
 from .email import EmailChannel
 from .in_app import InAppChannel
@@ -5,11 +8,26 @@ from .session import SendSession
 from .sms import SmsChannel
 from .whatsapp import WhatsAppChannel
 
-_CHANNELS = {channel.name: channel for channel in (EmailChannel(), SmsChannel(), WhatsAppChannel(), InAppChannel())}
+CHANNELS = {channel.name: channel for channel in (EmailChannel(), SmsChannel(), WhatsAppChannel(), InAppChannel())}
+CHANNEL_NAMES = tuple(CHANNELS)
 
 
 def get_channel(name):
-    return _CHANNELS[name]
+    return CHANNELS[name]
 
 
-__all__ = ["Channel", "DeliveryError", "Message", "SendSession", "get_channel"]
+def address_for(patient, channel):
+    """The address a message to the patient on this channel goes to, or '' when they have none."""
+    return CHANNELS[channel].address_for(patient)
+
+
+__all__ = [
+    "CHANNELS",
+    "CHANNEL_NAMES",
+    "Channel",
+    "DeliveryError",
+    "Message",
+    "SendSession",
+    "address_for",
+    "get_channel",
+]

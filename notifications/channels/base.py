@@ -28,11 +28,22 @@ class Message:
 
 
 class Channel:
-    """One way of reaching a patient. send() returns the provider's message id or raises
-    DeliveryError; it is called with the row claimed, outside any transaction, with the
-    connection connect() made for this send thread and batch (see SendSession)."""
+    """One way of reaching a patient. A channel owns its addressing (address_for) and its
+    provider's errors, translated to DeliveryError in its own module. send() returns the
+    provider's message id or raises DeliveryError; it is called with the row claimed, outside
+    any transaction, with the connection connect() made for this send thread and batch (see
+    SendSession)."""
 
     name = ""
+    label = ""
+    # The provider whose send rate limit this channel shares (notifications/ratelimit.py), if any.
+    provider = None
+    # A message that fails for good on this channel goes by email instead (planning.plan_fallback).
+    falls_back_to_email = False
+
+    def address_for(self, patient):
+        """Where this patient's messages go on this channel, or '' when the patient has none."""
+        raise NotImplementedError
 
     def connect(self):
         """A connection to the provider, not yet opened, with a close() method; None when the

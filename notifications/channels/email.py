@@ -17,6 +17,11 @@ class EmailChannel(Channel):
     (EMAIL_BACKEND's) that a send thread keeps open for its batch."""
 
     name = "email"
+    label = "Email"
+    provider = "email"
+
+    def address_for(self, patient):
+        return patient.email
 
     def connect(self):
         return get_connection()

@@ -5,6 +5,12 @@ from .text import TwilioChannel, send_text
 
 class SmsChannel(TwilioChannel):
     name = "sms"
+    label = "Sms"
+    provider = "twilio"
+    falls_back_to_email = True
+
+    def address_for(self, patient):
+        return patient.phone
 
     def send(self, notification, message, connection=None):
         return send_text(notification, settings.TWILIO_PHONE_NUMBER, message.text)

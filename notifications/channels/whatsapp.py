@@ -7,6 +7,9 @@ from .text import Content, TwilioChannel, send_text
 # fail it later with 63016.
 SESSION_CLOSED = "session_closed"
 
+# Twilio tells WhatsApp addresses from phone numbers by this prefix, on both ends.
+PREFIX = "whatsapp:"
+
 
 class WhatsAppChannel(TwilioChannel):
     """WhatsApp through Twilio: the same Messages API with whatsapp: addresses. A message the
@@ -14,11 +17,17 @@ class WhatsAppChannel(TwilioChannel):
     the 24 hours after the patient's last WhatsApp message to us."""
 
     name = "whatsapp"
+    label = "Whatsapp"
+    provider = "twilio"
+    falls_back_to_email = True
+
+    def address_for(self, patient):
+        return f"{PREFIX}{patient.phone}" if patient.phone else ""
 
     def send(self, notification, message, connection=None):
         sender = settings.TWILIO_WHATSAPP_NUMBER
-        if sender and not sender.startswith("whatsapp:"):
-            sender = f"whatsapp:{sender}"
+        if sender and not sender.startswith(PREFIX):
+            sender = f"{PREFIX}{sender}"
         content_sid = settings.TWILIO_CONTENT_SIDS.get(notification.kind)
         if content_sid:
             return send_text(notification, sender, "", content=Content(content_sid, message.variables))
