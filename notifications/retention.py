@@ -23,13 +23,18 @@ def purgeable(older_than_days, now=None):
 
 
 def purge(older_than_days, batch_size=1000):
-    """Delete in batches, each its own short statement, so a large purge never holds long locks."""
-    deleted = 0
+    """Delete the purgeable rows; returns how many went."""
+    return sum(purge_in_batches(older_than_days, batch_size))
+
+
+def purge_in_batches(older_than_days, batch_size=1000):
+    """Delete in batches, each its own short statement, so a large purge never holds long locks;
+    yields the number of rows each batch deleted."""
     while True:
         ids = list(purgeable(older_than_days).order_by("id").values_list("id", flat=True)[:batch_size])
         if not ids:
-            return deleted
-        deleted += delete_still_purgeable(ids, older_than_days)
+            return
+        yield delete_still_purgeable(ids, older_than_days)
 
 
 @transaction.atomic

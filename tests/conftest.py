@@ -1,19 +1,32 @@
 """Fixtures: the stand-in Twilio server, a real Celery worker on a real Redis broker, and
-factories for patients, appointments and API clients."""
+factories for patients, appointments and API clients.
 
+The Celery app and the worker's parameters are pytest-celery's (its plugin registers the
+celery.contrib.pytest fixtures: celery_config, celery_app, celery_includes,
+celery_worker_parameters); they are given the project's own Celery settings here. Its
+Docker-based fixtures (celery_setup, its own celery_worker and celery_broker) need a Docker
+engine and are not used: the worker below runs in a thread of the test process, on the real Redis.
+
+Every test that needs Redis (it asks for `redis_url` or `celery_worker`) and every test of
+tests/reliability is marked `worker`; `-m "not worker"` is the fast tier."""
+
+import importlib
 import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from celery.app.defaults import DEFAULTS
 from celery.contrib.testing.worker import start_worker
+from django.conf import settings as django_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Patient
-from config.celery import app as celery_app
+from config.celery import app as project_app
 from notifications import catalog
 from notifications.channels import text
 from notifications.models import NotificationKind
@@ -99,23 +112,68 @@ def no_quiet_hours(settings):
     settings.NOTIFICATIONS_QUIET_HOURS = {}
 
 
+RELIABILITY = Path(__file__).resolve().parent / "reliability"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark `worker` every test that needs Redis or a Celery worker, so `-m "not worker"` runs
+    the rest without either."""
+    for item in items:
+        needs = getattr(item, "fixturenames", ())
+        if "celery_worker" in needs or "redis_url" in needs or RELIABILITY in Path(item.path).parents:
+            item.add_marker(pytest.mark.worker)
+
+
 @pytest.fixture(scope="session", autouse=True)
-def celery_broker():
-    """Point the Celery app at the tests' Redis database, emptied before the run."""
-    celery_app.conf.broker_url = TEST_REDIS_URL
-    with celery_app.connection_for_write() as connection:
+def project_app_on_the_tests_redis():
+    """What the code under test publishes goes to the tests' Redis database, never to
+    REDIS_URL's, even in tests without Redis (their publishes fail and leave rows to the sweep)."""
+    project_app.conf.broker_url = TEST_REDIS_URL
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """The tests' Redis database, emptied once per run."""
+    with project_app.connection_for_write() as connection:
         connection.default_channel.client.flushdb()
     return TEST_REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def celery_config(redis_url):
+    """The test app runs with the project's Celery settings (config/settings.py), on the tests' Redis."""
+    own = {key: project_app.conf[key] for key in DEFAULTS if project_app.conf[key] != DEFAULTS[key]}
+    # Read by Celery's Django fix-up, which has no default for it.
+    own["CELERY_DB_REUSE_MAX"] = django_settings.CELERY_DB_REUSE_MAX
+    return own | {"broker_url": redis_url}
+
+
+@pytest.fixture(scope="session")
+def celery_includes():
+    """The project's task modules, imported once before the first test app is made: a shared
+    task reaches only the apps finalized after its module was imported, and celery_app forgets
+    the registrations made while it was current."""
+    for module in project_app.conf.imports:
+        importlib.import_module(module)
+    return project_app.conf.imports
+
+
+@pytest.fixture(scope="session")
+def celery_worker_parameters():
+    # No ping check (it needs a result backend); a worker still busy after 10 s fails the test.
+    return {"perform_ping_check": False, "loglevel": "WARNING", "shutdown_timeout": 10}
+
+
 @pytest.fixture
-def celery_worker(transactional_db, celery_broker):
-    """A real worker consuming from Redis in a thread of this process. The test's data must be
-    committed for it to see (transactional_db), since it has its own database connection."""
+def celery_worker(transactional_db, celery_app, celery_includes, celery_worker_pool, celery_worker_parameters):
+    """A real worker consuming from Redis in a thread of this process, as celery.contrib.pytest's
+    celery_worker (which pytest-celery 1.x replaces with its Docker one) starts it, on an empty
+    queue. The test's data must be committed for it to see (transactional_db), since it has its
+    own database connection."""
+    for module in celery_includes:
+        celery_app.loader.import_task_module(module)
     celery_app.control.purge()
-    with start_worker(
-        celery_app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=10
-    ) as worker:
+    with start_worker(celery_app, pool=celery_worker_pool, **celery_worker_parameters) as worker:
         yield worker
 
 

@@ -346,11 +346,11 @@ def test_booking_succeeds_within_the_socket_timeouts_when_the_broker_hangs(
 
 
 @pytest.fixture
-def broker_server(celery_broker):
+def broker_server(redis_url):
     """A client of the tests' Redis of its own, to read the server's counters and drop its
     other clients; the queue is emptied before and after."""
     celery_app.control.purge()
-    server = redis.Redis.from_url(celery_broker)
+    server = redis.Redis.from_url(redis_url)
     yield server
     celery_app.control.purge()
     server.close()

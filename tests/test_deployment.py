@@ -129,9 +129,10 @@ def free_port():
 
 
 @pytest.fixture
-def production_web(tmp_path, free_port):
+def production_web(tmp_path, free_port, redis_url):
     """gunicorn serving config.wsgi with production settings, as the web service runs it (after
-    collectstatic, whose files whitenoise lists when gunicorn starts)."""
+    collectstatic, whose files whitenoise lists when gunicorn starts); its healthcheck asks the
+    tests' Redis."""
     env = production_env(tmp_path)
     collected = subprocess.run(
         [sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT, env=env, capture_output=True, timeout=120

@@ -7,8 +7,6 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import TEST_REDIS_URL
-
 # Generous: the checks use one-second timeouts, so a healthy or refused broker answers at once
 # and a hanging one within about a second.
 ANSWER_WITHIN_SECONDS = 3.0
@@ -40,8 +38,8 @@ def timed_get(client, path):
     return response, time.monotonic() - started
 
 
-def test_healthz_reports_database_and_broker_ok(client, db, settings):
-    settings.REDIS_URL = TEST_REDIS_URL
+def test_healthz_reports_database_and_broker_ok(client, db, settings, redis_url):
+    settings.REDIS_URL = redis_url
 
     response = client.get("/healthz")
 
@@ -49,8 +47,8 @@ def test_healthz_reports_database_and_broker_ok(client, db, settings):
     assert response.json() == {"database": "ok", "broker": "ok"}
 
 
-def test_healthz_needs_no_credentials(client, db, settings, django_user_model):
-    settings.REDIS_URL = TEST_REDIS_URL
+def test_healthz_needs_no_credentials(client, db, settings, django_user_model, redis_url):
+    settings.REDIS_URL = redis_url
     assert not django_user_model.objects.exists()
 
     response = client.get("/healthz")
@@ -58,8 +56,8 @@ def test_healthz_needs_no_credentials(client, db, settings, django_user_model):
     assert response.status_code == 200
 
 
-def test_healthz_answers_quickly_when_healthy(client, db, settings):
-    settings.REDIS_URL = TEST_REDIS_URL
+def test_healthz_answers_quickly_when_healthy(client, db, settings, redis_url):
+    settings.REDIS_URL = redis_url
 
     response, elapsed = timed_get(client, "/healthz")
 

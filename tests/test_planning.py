@@ -149,16 +149,23 @@ def test_direct_duplicate_insert_is_refused_by_notification_planned_once(book):
     appointment = book()
     original = Notification.objects.get(appointment=appointment, kind="booking_confirmation", channel="email")
 
-    with pytest.raises(IntegrityError) as refused, transaction.atomic():
-        Notification.objects.create(
+    def insert(scheduled_for):
+        return Notification.objects.create(
             appointment=appointment,
             patient=original.patient,
             kind=original.kind,
             channel=original.channel,
-            scheduled_for=original.scheduled_for,
+            scheduled_for=scheduled_for,
             recipient=original.recipient,
             context=original.context,
         )
 
-    # PostgreSQL names the constraint; SQLite names its columns.
-    assert "notification_planned_once" in str(refused.value) or "scheduled_for" in str(refused.value)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert(original.scheduled_for)
+    insert(original.scheduled_for + timedelta(minutes=1))  # the same row at another time is another message
+
+    planned = Notification.objects.filter(appointment=appointment, kind=original.kind, channel=original.channel)
+    assert sorted(planned.values_list("scheduled_for", flat=True)) == [
+        original.scheduled_for,
+        original.scheduled_for + timedelta(minutes=1),
+    ]

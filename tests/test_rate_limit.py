@@ -1,19 +1,17 @@
 """Per-provider rate limits: a token bucket in Redis shared by every worker."""
 
 import pytest
+import redis
 
 from notifications import delivery, ratelimit
 from notifications.models import Notification, NotificationAttempt
-from tests.conftest import TEST_REDIS_URL
 
 
 @pytest.fixture(autouse=True)
-def empty_buckets(settings):
+def empty_buckets(settings, redis_url):
     """The limiter talks to the tests' Redis, each test starting with full buckets."""
-    import redis
-
-    settings.REDIS_URL = TEST_REDIS_URL
-    client = redis.Redis.from_url(TEST_REDIS_URL)
+    settings.REDIS_URL = redis_url
+    client = redis.Redis.from_url(redis_url)
     client.delete("notifications:rate:twilio", "notifications:rate:email")
     yield
     client.delete("notifications:rate:twilio", "notifications:rate:email")
