@@ -6,7 +6,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from .channels import address_for, get_channel
+from .channels import TEXT_CHANNELS, address_for
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
 from .quiet_hours import adjust_reminders
@@ -107,7 +107,7 @@ def plan_fallback(failed):
     planned-once key refuses a second email of the same message (another channel's fallback
     included, even when two workers race), and fallback_for a second fallback of one row."""
     patient = failed.patient
-    if not get_channel(failed.channel).falls_back_to_email or not patient.email or Channel.EMAIL in patient.opted_out:
+    if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
         return None
     try:
         with transaction.atomic():

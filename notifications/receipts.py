@@ -8,8 +8,9 @@ from datetime import timedelta
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from .channels import TEXT_CHANNELS
 from .models import DELIVERY_RANK, DeliveryReceipt, DeliveryStatus, Notification
-from .planning import TEXT_CHANNELS, plan_fallback
+from .planning import plan_fallback
 
 logger = logging.getLogger(__name__)
 

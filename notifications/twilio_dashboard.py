@@ -10,9 +10,9 @@ from django.utils import timezone
 
 from appointments.models import Appointment, AppointmentStatus, Patient
 
+from .channels import TEXT_CHANNELS
 from .channels.twilio_errors import meaning
 from .models import Channel, InboundAction, InboundMessage, Notification, NotificationStatus
-from .planning import TEXT_CHANNELS
 from .receipts import NOT_DELIVERED
 
 

@@ -10,6 +10,8 @@ from .whatsapp import WhatsAppChannel
 
 CHANNELS = {channel.name: channel for channel in (EmailChannel(), SmsChannel(), WhatsAppChannel(), InAppChannel())}
 CHANNEL_NAMES = tuple(CHANNELS)
+# The text channels Twilio carries: they have delivery receipts, and fall back to email.
+TEXT_CHANNELS = tuple(name for name, channel in CHANNELS.items() if channel.provider == "twilio")
 
 
 def get_channel(name):
@@ -28,6 +30,7 @@ __all__ = [
     "DeliveryError",
     "Message",
     "SendSession",
+    "TEXT_CHANNELS",
     "address_for",
     "get_channel",
 ]

@@ -38,8 +38,6 @@ class Channel:
     label = ""
     # The provider whose send rate limit this channel shares (notifications/ratelimit.py), if any.
     provider = None
-    # A message that fails for good on this channel goes by email instead (planning.plan_fallback).
-    falls_back_to_email = False
 
     def address_for(self, patient):
         """Where this patient's messages go on this channel, or '' when the patient has none."""

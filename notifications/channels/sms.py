@@ -7,7 +7,6 @@ class SmsChannel(TwilioChannel):
     name = "sms"
     label = "Sms"
     provider = "twilio"
-    falls_back_to_email = True
 
     def address_for(self, patient):
         return patient.phone

@@ -19,7 +19,6 @@ class WhatsAppChannel(TwilioChannel):
     name = "whatsapp"
     label = "Whatsapp"
     provider = "twilio"
-    falls_back_to_email = True
 
     def address_for(self, patient):
         return f"{PREFIX}{patient.phone}" if patient.phone else ""
