@@ -21,6 +21,7 @@ from datetime import timedelta
 import pytest
 from django.db import connection
 from django.utils import timezone
+from kombu import pools
 from rest_framework.test import APIClient
 
 from accounts.tokens import issue_token
@@ -42,9 +43,9 @@ BOOKING_TIMEOUT = 10.0
 
 def reset_producer_pool():
     """The app's connection and producer pools are bound to the broker URL they were made with;
-    drop them as Celery itself does after a fork (Celery._after_fork)."""
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
+    drop them as Celery itself does after a fork (Celery._after_fork), and empty kombu's pool
+    groups they come from: a pool closed but left there would be handed to every later test."""
+    pools.reset()
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
 
