@@ -112,9 +112,9 @@ def web(env, workers):
 
 
 @contextlib.contextmanager
-def worker(env, pool, concurrency, name="worker"):
-    """`celery -A config worker` with the baseline's no-op task; yields the process. Its log
-    is var/bench/{name}.log."""
+def worker(env, pool, concurrency, name="worker", cwd=ROOT):
+    """`celery -A config worker` with the baseline's no-op task, run from the checkout `cwd`;
+    yields the process. Its log is var/bench/{name}.log."""
     command = [
         sys.executable,
         "-m",
@@ -133,18 +133,18 @@ def worker(env, pool, concurrency, name="worker"):
         "--hostname",
         f"bench-{os.getpid()}@%h",
     ]
-    with subprocess_running(name, command, env) as process:
+    with subprocess_running(name, command, env, cwd) as process:
         wait_until(lambda: app.control.ping(timeout=0.5), process, name)
         yield process
 
 
 @contextlib.contextmanager
-def subprocess_running(name, command, env):
+def subprocess_running(name, command, env, cwd=ROOT):
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"{name}.log", "wb") as log:
         # Its own session, so that a process that ignores SIGTERM goes with its children.
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
     try:
         yield process

@@ -8,8 +8,9 @@ Inside each side's timed window:
 - ours, single process, `process_pending_notifications --max N`: the command's start-up, then
   batch by batch: claim due rows (conditional UPDATE, read back), render each from its
   templates, send on the send threads, write the outcomes and the attempt history.
-- ours, P processes: the prefork worker is already running; the window opens when P
-  `notifications.sweep_due` tasks are enqueued and closes when no row is pending or sending.
+- ours, P processes: the prefork worker is started (and answers a ping) before the rows are
+  written; the window opens when P `notifications.sweep_due` tasks are enqueued and closes when
+  no row is pending or sending; the worker is stopped after.
 The CPU counted is that of the sending processes only: the command (with any processes it
 forked and reaped), or the worker with its pool's processes; not PostgreSQL, Redis or the sink.
 """
@@ -25,7 +26,6 @@ from django.utils import timezone
 
 from bench import services, workload
 from bench.measure import UNFINISHED, progress
-from bench.options import ROOT
 from config.celery import app
 from notifications.models import Notification, NotificationStatus
 from notifications.planning import snapshot
@@ -33,6 +33,14 @@ from notifications.rendering import message_context
 
 SEND_TIMEOUT = 300  # seconds before a run is abandoned
 POLL = 0.05  # seconds between looks at the rows while the worker sweeps
+
+
+@dataclass
+class Ours:
+    """Our side, run from a checkout: this one, or an earlier version given with --baseline."""
+
+    name: str
+    root: object
 
 
 @dataclass
@@ -77,28 +85,31 @@ def our_rows(count):
     return {appointment.patient.email for appointment in appointments}
 
 
-def our_command_send(env, sink, count):
+def our_command_send(side, env, sink, count):
     expected = our_rows(count)
     sink.reset()
     command = [sys.executable, "manage.py", "process_pending_notifications", "--max", str(count)]
-    seconds, cpu = _timed_command(command, env, ROOT)
-    return _result("ours", 1, count, seconds, cpu, sink, expected, _unsent())
+    seconds, cpu = _timed_command(command, env, side.root)
+    return _result(side.name, 1, count, seconds, cpu, sink, expected, _unsent())
 
 
-def our_worker_send(worker, sink, count, processes):
-    expected = our_rows(count)
-    sink.reset()
-    rows = Notification.objects.filter(status__in=UNFINISHED)
-    cpu_before = services.cpu_seconds_by_process(worker.pid)["worker"]
-    started = time.perf_counter()
-    for _ in range(processes):
-        app.send_task("notifications.sweep_due")
-    deadline = time.monotonic() + SEND_TIMEOUT
-    while rows.exists() and time.monotonic() < deadline:
-        time.sleep(POLL)
-    seconds = time.perf_counter() - started
-    cpu = services.cpu_seconds_by_process(worker.pid)["worker"] - cpu_before
-    return _result("ours", processes, count, seconds, cpu, sink, expected, _unsent())
+def our_worker_send(side, env, sink, count, processes):
+    """Our prefork worker, started (from the side's checkout) before the rows are written and
+    stopped after, so that only one side's processes are alive at a time."""
+    with services.worker(env, "prefork", processes, name="worker-peer", cwd=side.root) as worker:
+        expected = our_rows(count)
+        sink.reset()
+        rows = Notification.objects.filter(status__in=UNFINISHED)
+        cpu_before = services.cpu_seconds_by_process(worker.pid)["worker"]
+        started = time.perf_counter()
+        for _ in range(processes):
+            app.send_task("notifications.sweep_due")
+        deadline = time.monotonic() + SEND_TIMEOUT
+        while rows.exists() and time.monotonic() < deadline:
+            time.sleep(POLL)
+        seconds = time.perf_counter() - started
+        cpu = services.cpu_seconds_by_process(worker.pid)["worker"] - cpu_before
+    return _result(side.name, processes, count, seconds, cpu, sink, expected, _unsent())
 
 
 def _timed_command(command, env, cwd):

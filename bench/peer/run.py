@@ -1,13 +1,16 @@
-"""The runs in order: the single-process pairs, then the multi-process pairs (our worker started
-for them), each pair in the other order from the last, so drift in the machine's load falls on
-both sides alike."""
+"""The runs in order: the single-process rounds, then the multi-process rounds; each round runs
+every side once, starting one side later than the round before, so drift in the machine's load
+falls on all sides alike."""
 
 import contextlib
+import functools
 import os
+from pathlib import Path
 
 from bench import report as bench_report
 from bench import services, workload
 from bench.measure import progress
+from bench.options import ROOT
 
 from . import environment, measure, report
 
@@ -19,6 +22,9 @@ def run(options):
     services.prepare_database(options.database_url)
     services.flush_redis(options.redis_url)
     count, processes = options.emails, options.processes
+    ours = [measure.Ours("ours", ROOT)]
+    if options.baseline:
+        ours.append(measure.Ours(f"ours before ({Path(options.baseline).name})", Path(options.baseline).resolve()))
     with contextlib.ExitStack() as stack:
         port = services.free_port()
         sink = environment.Sink(port)
@@ -28,31 +34,24 @@ def run(options):
         env = our_env(options, port)
         workload.reset()
         context = measure.peer_context()
-        sends = _pairs(
-            options.pairs,
-            lambda: measure.peer_send(peer, sink, count, 1, context),
-            lambda: measure.our_command_send(env, sink, count),
-        )
-        progress(f"starting our worker (prefork × {processes})")
-        worker = stack.enter_context(services.worker(env, "prefork", processes, name="worker-peer"))
-        sends += _pairs(
-            options.pairs,
-            lambda: measure.peer_send(peer, sink, count, processes, context),
-            lambda: measure.our_worker_send(worker, sink, count, processes),
-        )
+        single = [functools.partial(measure.peer_send, peer, sink, count, 1, context)]
+        single += [functools.partial(measure.our_command_send, side, env, sink, count) for side in ours]
+        multi = [functools.partial(measure.peer_send, peer, sink, count, processes, context)]
+        multi += [functools.partial(measure.our_worker_send, side, env, sink, count, processes) for side in ours]
+        sends = _rounds(options.pairs, single) + _rounds(options.pairs, multi)
     results = report.Results(options, sends, load=(load_at_start, os.getloadavg()[0]))
     table = report.table(results)
     print(table, flush=True)
     if not options.no_output:
-        bench_report.write(options.output, options.section, report.section(results, table))
+        bench_report.write(Path(options.output), options.section, report.section(results, table))
         progress(f"wrote section {options.section!r} of {options.output}")
 
 
-def _pairs(pairs, peer_side, our_side):
+def _rounds(rounds, sides):
     sends = []
-    for i in range(pairs):
-        sides = (peer_side, our_side) if i % 2 == 0 else (our_side, peer_side)
-        sends += [side() for side in sides]
+    for i in range(rounds):
+        start = i % len(sides)
+        sends += [side() for side in sides[start:] + sides[:start]]
     return sends
 
 

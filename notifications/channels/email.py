@@ -1,4 +1,5 @@
 import smtplib
+import uuid
 from email.utils import make_msgid
 
 from django.conf import settings
@@ -28,7 +29,7 @@ class EmailChannel(Channel):
 
     def send(self, notification, message, connection=None):
         message_id = make_msgid(domain=sender_domain() or None)
-        email = EmailMultiAlternatives(
+        email = _EmailMessage(
             subject=message.subject,
             body=message.text,
             to=[notification.recipient],
@@ -53,6 +54,18 @@ class EmailChannel(Channel):
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP: {exc}", permanent=False) from exc
         return message_id.strip("<>")
+
+
+class _EmailMessage(EmailMultiAlternatives):
+    def message(self):
+        """Django's message with its MIME boundaries chosen here, at random: left unset, the
+        email package picks one and compiles a regular expression to check it against the
+        text, which cost a fifth of building the message."""
+        message = super().message()
+        for part in message.walk():
+            if part.is_multipart() and part.get_boundary() is None:
+                part.set_boundary(f"=={uuid.uuid4().hex}==")
+        return message
 
 
 def _smtp_error(code, reason):
