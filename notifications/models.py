@@ -115,8 +115,9 @@ class NotificationQuerySet(models.QuerySet):
         if not claimed:
             return []
         # Read back through this queryset's own filter (its primary keys), not the token alone,
-        # which no index serves.
-        return list(self.filter(claim_token=token).select_related("patient", "appointment"))
+        # which no index serves. Without the appointment and patient: the sender reads them
+        # again right before each send (delivery._take_with_current_state).
+        return list(self.filter(claim_token=token))
 
     def withdraw(self):
         """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
