@@ -19,7 +19,9 @@ def parse_args(argv):
     parser.add_argument(
         "--baseline",
         metavar="DIR",
-        help="an earlier version of ours (git archive COMMIT | tar -x -C DIR), run as one more side",
+        action="append",
+        default=[],
+        help="an earlier version of ours (git archive COMMIT | tar -x -C DIR), run as one more side (repeatable)",
     )
     parser.add_argument("--output", default=ROOT / "docs" / "PERFORMANCE.md", help="the Markdown file to write")
     parser.add_argument("--no-output", action="store_true", help="print the table only")

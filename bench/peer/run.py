@@ -23,8 +23,7 @@ def run(options):
     services.flush_redis(options.redis_url)
     count, processes = options.emails, options.processes
     ours = [measure.Ours("ours", ROOT)]
-    if options.baseline:
-        ours.append(measure.Ours(f"ours before ({Path(options.baseline).name})", Path(options.baseline).resolve()))
+    ours += [measure.Ours(f"ours at {Path(path).name}", Path(path).resolve()) for path in options.baseline]
     with contextlib.ExitStack() as stack:
         port = services.free_port()
         sink = environment.Sink(port)
