@@ -5,6 +5,10 @@ from notifications import delivery
 
 class Command(BaseCommand):
     help = "Send due notifications in this process: the same sweep celery-beat runs."
+    # Run by cron as often as every minute: like the worker, it runs no system checks, which
+    # cost a fifth of its start-up's CPU (0.4 of 2.4 s on a busy 2-core machine); `migrate`
+    # runs them at each deploy.
+    requires_system_checks = []
 
     def add_arguments(self, parser):
         parser.add_argument("--dry-run", action="store_true", help="list what would be sent; write nothing")
