@@ -56,11 +56,14 @@ class Baseline:
     tasks: int
     published_per_s: float
     consumed_per_s: float
+    machine_cpu_ms: float  # the whole machine's busy CPU per no-op consumed
+    worker_cpu_ms: float  # the worker's (with its pool's processes) per no-op consumed
 
 
-def baseline(count, redis_url):
+def baseline(count, redis_url, worker_pid):
     """Publish `count` no-op tasks to a queue the worker does not consume yet, then have it
-    consume that queue: publishing and consuming are timed apart."""
+    consume that queue: publishing and consuming are timed apart, and the CPU the consuming
+    cost is counted."""
     counter = redis.Redis.from_url(redis_url)
     counter.delete(COUNTER_KEY)
     progress(f"baseline: publishing {count:,} no-op tasks")
@@ -69,13 +72,22 @@ def baseline(count, redis_url):
         noop.apply_async(queue=NOOP_QUEUE)
     published = time.perf_counter()
     progress("baseline: consuming them")
+    cpu_before = services.cpu_seconds_by_process(worker_pid)
     if not app.control.add_consumer(NOOP_QUEUE, reply=True):
         raise RuntimeError("the worker did not answer add_consumer")
     wait_for(lambda: int(counter.get(COUNTER_KEY) or 0) >= count, DRAIN_TIMEOUT, interval=0.02)
     consumed = time.perf_counter()
+    cpu_after = services.cpu_seconds_by_process(worker_pid)
     app.control.cancel_consumer(NOOP_QUEUE, reply=True)
     done = int(counter.get(COUNTER_KEY) or 0)
-    return Baseline(count, count / (published - started), done / (consumed - published))
+    per_task_ms = {name: (cpu_after[name] - cpu_before[name]) * 1000 / max(done, 1) for name in cpu_after}
+    return Baseline(
+        count,
+        count / (published - started),
+        done / (consumed - published),
+        machine_cpu_ms=per_task_ms["machine busy"],
+        worker_cpu_ms=per_task_ms["worker"],
+    )
 
 
 @dataclass

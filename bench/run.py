@@ -22,7 +22,7 @@ def run(options):
         progress(f"starting the worker ({options.pool} × {options.concurrency}) and gunicorn")
         worker = stack.enter_context(services.worker(env, options.pool, options.concurrency))
         base_url = stack.enter_context(services.web(env, options.web_workers))
-        baseline = measure.baseline(options.noops, options.redis_url)
+        baseline = measure.baseline(options.noops, options.redis_url, worker.pid)
         burst = measure.bookings(base_url, token, options.bookings, options.clients, standin)
         paced = measure.bookings(base_url, token, options.paced, options.clients, standin, rate=options.paced_rate)
         sweep = measure.sweep(options.sweep_rows, options.concurrency, worker_pid=worker.pid)
