@@ -1,6 +1,4 @@
-"""One timed send of N emails by either side, and the alternating pairs of them.
-
-Inside each side's timed window:
+"""Inside each side's timed window (one run: N emails sent by one side):
 - post-office, `send_queued_mail --processes P`: the command's start-up (Python, Django), then
   batch by batch (100): select the queued emails, build each message from what was rendered at
   queue time, send on 5 threads a process (P processes forked a batch), mark them sent, insert
