@@ -244,6 +244,8 @@ NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
 # How often a worker looks for templates staff edited in another process (one small query);
 # the process that saved one uses it at once.
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
+# A bearer token that lets a Prometheus server read /metrics (staff signed in always may); none by default.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
 # The daily failure digest goes to these addresses, or else to every active staff user with an email.
 NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
 # Appointments a patient may book for themselves in any hour (appointments/allowance.py).

@@ -9,6 +9,7 @@ from appointments.views import AppointmentViewSet, PatientViewSet
 from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
 from notifications.dashboard import dashboard
+from notifications.metrics import metrics_view
 from notifications.template_api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
 from notifications.webhooks import twilio_inbound, twilio_status
 
@@ -27,6 +28,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("metrics", metrics_view, name="metrics"),
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
     path("api/auth/token/", SignInView.as_view(), name="api-token"),

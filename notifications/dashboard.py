@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.core.exceptions import PermissionDenied
 from django.template.response import TemplateResponse
 
+from .dashboard_chart import hourly_chart
 from .monitoring import dashboard_figures
 from .twilio_dashboard import twilio_figures
 
@@ -23,5 +24,6 @@ def dashboard(request):
         "failure_percent": round(figures["failure_rate"] * 100, 1),
         "rows": [(status, cells, sum(cells)) for status, cells in rows],
         "twilio": twilio_figures(figures["hours"]),
+        "chart": hourly_chart(figures["hours"]),
     }
     return TemplateResponse(request, "admin/notifications/dashboard.html", context)

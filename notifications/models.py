@@ -408,6 +408,8 @@ class NotificationAttempt(models.Model):
 
     class Meta:
         ordering = ["notification", "number"]
+        # /metrics and the dashboard's chart read the last day's attempts, not the months kept.
+        indexes = [models.Index(fields=["finished_at"], name="attempt_finished")]
 
     def __str__(self):
         return f"attempt {self.number}: {self.outcome}"
