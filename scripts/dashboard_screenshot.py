@@ -7,18 +7,15 @@ chromedriver, as scripts/screenshots.py does."""
 
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from scripts.screenshots import free_port, save  # noqa: E402
+from scripts.screenshots import save, signed_in_browser, web_server  # noqa: E402
 
 # Sends per hour of the day, by channel: the clinic's day.
 PROFILE = [1, 0, 0, 0, 0, 1, 3, 8, 14, 18, 16, 12, 9, 11, 15, 17, 14, 10, 7, 5, 3, 2, 1, 1]
@@ -84,54 +81,11 @@ def main():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DATABASE_URL": f"sqlite:///{workdir / 'db'}"}
     os.environ.update(env)
     seed()
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
-            try:
-                urllib.request.urlopen(f"{base}/admin/login/", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.1)
-        shoot(base)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
-
-
-def shoot(base):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1500"):
-        options.add_argument(argument)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    try:
-        driver.get(f"{base}/admin/login/")
-        driver.find_element(By.NAME, "username").send_keys("demo")
-        driver.find_element(By.NAME, "password").send_keys("demo-pass-123")
-        driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-        WebDriverWait(driver, 15).until(expected_conditions.presence_of_element_located((By.ID, "user-tools")))
+    with web_server(env) as base, signed_in_browser(base) as (driver, wait):
         driver.get(f"{base}/admin/notifications/dashboard/")
-        chart = WebDriverWait(driver, 15).until(
-            expected_conditions.presence_of_element_located((By.ID, "hourly-chart"))
-        )
+        chart = wait.until(lambda d: d.find_element("id", "hourly-chart"))
         driver.execute_script("arguments[0].scrollIntoView()", chart)
         save(driver, "dashboard-hourly-chart.png")
-    finally:
-        driver.quit()
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ Runs the service's own web server on a free loopback port over a throwaway SQLit
 with a Spanish SMS template, an email template and an appointment to preview; needs chromium
 and chromedriver (Debian: apt-get install chromium chromium-driver)."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -86,6 +87,13 @@ def main():
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     sms_id, email_id, appointment_id = seed()
+    with web_server(env) as base:
+        shoot(base, sms_id, email_id, appointment_id)
+
+
+@contextlib.contextmanager
+def web_server(env):
+    """The service's web server on a free loopback port, once it answers; yields its base URL."""
     port = free_port()
     server = subprocess.Popen(
         [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -102,13 +110,15 @@ def main():
                 break
             except OSError:
                 time.sleep(0.1)
-        shoot(base, sms_id, email_id, appointment_id)
+        yield base
     finally:
         server.terminate()
         server.wait(timeout=10)
 
 
-def shoot(base, sms_id, email_id, appointment_id):
+@contextlib.contextmanager
+def signed_in_browser(base):
+    """Headless Chromium signed in to the admin as the demo user; yields the driver and a wait."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
@@ -127,7 +137,15 @@ def shoot(base, sms_id, email_id, appointment_id):
         driver.find_element(By.NAME, "password").send_keys("demo-pass-123")
         driver.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
         wait.until(expected_conditions.presence_of_element_located((By.ID, "user-tools")))
+        yield driver, wait
+    finally:
+        driver.quit()
 
+
+def shoot(base, sms_id, email_id, appointment_id):
+    from selenium.webdriver.common.by import By
+
+    with signed_in_browser(base) as (driver, wait):
         # The Spanish SMS reminder with sample data: characters, encoding and segments.
         driver.get(f"{base}/admin/notifications/messagetemplate/{sms_id}/change/")
         wait.until(lambda d: d.find_element(By.ID, "preview-text").text.strip())
@@ -151,8 +169,6 @@ def shoot(base, sms_id, email_id, appointment_id):
         wait.until(lambda d: d.find_element(By.ID, "preview-subject").text.strip())
         driver.execute_script("document.getElementById('template-preview').scrollIntoView()")
         save(driver, "template-admin-email-preview.png")
-    finally:
-        driver.quit()
 
 
 def save(driver, name):
