@@ -2,8 +2,8 @@
 query the database per message.
 
 Each process keeps every stored template compiled by (channel, kind, language). The process
-that saves one reloads them once its transaction commits; the others notice an edit on their
-next refresh(), which the delivery loop calls once per batch and which asks the database (one
+that saves one drops them (forget()) and reloads them on next use; the others notice an edit on
+their next refresh(), which the delivery loop calls once per batch and which asks the database (one
 small query: the count and the latest edit time) at most once every
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS."""
 

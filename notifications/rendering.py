@@ -45,12 +45,10 @@ def all_template_names():
             yield from template_names(channel, kind).values()
 
 
-def render(notification, stored=None):
-    """The message of a row. `stored` maps a part to the clinic's compiled template for it
-    (the catalog's, unless a preview passes the one being edited)."""
+def render(notification):
+    """The message of a row, in the language it was planned in."""
     language = message_language(notification.context)
-    if stored is None:
-        stored = stored_templates(notification.channel, notification.kind, language)
+    stored = stored_templates(notification.channel, notification.kind, language)
     with translation.override(language):
         context = message_context(notification.context, language)
         parts = render_parts(notification.channel, notification.kind, context, stored)
@@ -87,13 +85,6 @@ def message_context(snapshot, language=None):
             prefix = "" if field == "starts_at" else "previous_"
             context[f"{prefix}date"], context[f"{prefix}time"] = local_date_and_time(snapshot[field], zone, language)
     return context
-
-
-def appointment_date_and_time(snapshot):
-    """The appointment's (date, time) as the patient reads them, e.g. ('martes 8 de diciembre
-    de 2026', '09:30 CET'): for messages built outside the templates (WhatsApp Content
-    Template variables)."""
-    return local_date_and_time(snapshot["starts_at"], snapshot.get("timezone") or "UTC", message_language(snapshot))
 
 
 @functools.lru_cache(maxsize=4096)

@@ -3,7 +3,7 @@ history with who made it and the parts before and after, and reloaded by this pr
 catalog on its next use (other processes notice it on their next refresh)."""
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from . import catalog
@@ -17,6 +17,9 @@ KEY = ("channel", "kind", "language")
 def save_template(template, fields, editor):
     """Create (template None) or change a template from `fields` (channel, kind, language and
     any parts); refused with a ValidationError naming the fields at fault."""
+    if template is not None and template.pk:
+        # Read again under a lock: two staff saving at once each keep the other's edit as "before".
+        template = MessageTemplate.objects.select_for_update().get(pk=template.pk)
     template = template or MessageTemplate()
     before = template.parts() if template.pk else None
     if template.pk:
@@ -28,9 +31,7 @@ def save_template(template, fields, editor):
         setattr(template, name, value)
     check_template(template.channel, template.kind, template.language, template.parts())
     if MessageTemplate.objects.filter(**_key(template)).exclude(pk=template.pk).exists():
-        raise ValidationError(
-            {"language": [f"A {template.channel} {template.kind} template in {template.language!r} already exists."]}
-        )
+        raise _already_exists(template)
     action = RevisionAction.CHANGED if before is not None else RevisionAction.CREATED
     return _write(template, before, editor, action)
 
@@ -61,7 +62,12 @@ def restore_revision(revision, editor):
 def _write(template, before, editor, action, restored_from=None):
     template.updated_at = timezone.now()
     template.updated_by = editor
-    template.save()
+    try:
+        with transaction.atomic():
+            template.save()
+    except IntegrityError:
+        # Another request created the same template since the check above.
+        raise _already_exists(template) from None
     _record(template, before, template.parts(), editor, action, restored_from)
     _forget()
     return template
@@ -70,6 +76,11 @@ def _write(template, before, editor, action, restored_from=None):
 def _forget():
     catalog.forget()
     transaction.on_commit(catalog.forget)
+
+
+def _already_exists(template):
+    message = f"A {template.channel} {template.kind} template in {template.language!r} already exists."
+    return ValidationError({"language": [message]})
 
 
 def _record(template, before, after, editor, action, restored_from=None):

@@ -12,7 +12,7 @@ from django.utils import translation
 
 from notifications.models import Channel, Notification, NotificationKind
 from notifications.preview import render_preview, sample_snapshot
-from notifications.rendering import appointment_date_and_time, local_date_and_time, message_context, render
+from notifications.rendering import local_date_and_time, message_context, render
 from tests.conftest import settled
 
 LOCALE_DIR = django_settings.BASE_DIR / "locale"
@@ -74,7 +74,8 @@ def test_dates_and_weekdays_are_written_in_the_patients_language_and_zone():
 
     assert local_date_and_time(starts_at, "Europe/Madrid", "es") == ("martes 8 de diciembre de 2026", "09:30 CET")
     assert local_date_and_time(starts_at, "America/New_York", "en") == ("Tuesday 8 December 2026", "03:30 EST")
-    assert appointment_date_and_time(sample_snapshot("es")) == ("martes 8 de diciembre de 2026", "09:30 CET")
+    context = message_context(sample_snapshot("es"))
+    assert (context["date"], context["time"]) == ("martes 8 de diciembre de 2026", "09:30 CET")
 
 
 def test_spanish_patient_booked_through_the_api_hears_in_spanish_on_every_channel(
