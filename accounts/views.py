@@ -1,12 +1,24 @@
 from django.contrib import admin
 from django.http import JsonResponse
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from knox.views import LoginView
+from rest_framework import serializers
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.permissions import AllowAny
 
 from .throttles import SIGN_IN_THROTTLES, refusing
 
 
+class SignInResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    expiry = serializers.DateTimeField()
+
+
+@extend_schema(
+    request=AuthTokenSerializer,
+    responses={200: SignInResponseSerializer},
+    examples=[OpenApiExample("Staff", request_only=True, value={"username": "demo", "password": "demo-pass-123"})],
+)
 class SignInView(LoginView):
     """POST /api/auth/token/: `{username, password}` -> `{token, expiry}`; the token goes in
     `Authorization: Token <key>` until its expiry, or until the account's password changes."""

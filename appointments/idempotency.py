@@ -41,7 +41,7 @@ MAX_KEY_LENGTH = IdempotentRequest._meta.get_field("key").max_length
 # kwargs, so the decorator cannot add it itself.
 KEY_PARAMETER = OpenApiParameter(
     HEADER,
-    type=str,
+    type={"type": "string", "minLength": 1, "maxLength": MAX_KEY_LENGTH},
     location=OpenApiParameter.HEADER,
     required=False,
     description=(

@@ -60,6 +60,14 @@ class PatientSerializer(serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
     # A patient changing their own password proves they know the current one; staff need not.
     current_password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+    # A choice, so the schema lists the languages; the message names them.
+    language = serializers.ChoiceField(
+        choices=[code for code, _ in settings.LANGUAGES],
+        required=False,
+        error_messages={
+            "invalid_choice": "{input!r} is not one of " + ", ".join(code for code, _ in settings.LANGUAGES) + "."
+        },
+    )
     can_sign_in = serializers.SerializerMethodField()
     # The contact fields the patient changed that wait for their code (appointments/contact.py).
     pending_verification = serializers.SerializerMethodField()
@@ -95,12 +103,6 @@ class PatientSerializer(serializers.ModelSerializer):
     def validate_timezone(self, value):
         if value not in TIMEZONES:
             raise serializers.ValidationError(f"{value!r} is not an IANA time zone, e.g. Europe/London.")
-        return value
-
-    def validate_language(self, value):
-        codes = [code for code, _ in settings.LANGUAGES]
-        if value not in codes:
-            raise serializers.ValidationError(f"{value!r} is not one of {', '.join(codes)}.")
         return value
 
     def validate(self, attrs):

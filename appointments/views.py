@@ -1,5 +1,5 @@
 from django.db import transaction
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -62,7 +62,25 @@ class AppointmentViewSet(
     def get_queryset(self):
         return visible_appointments(self.request.user).select_related("patient").order_by("starts_at", "pk")
 
-    @extend_schema(parameters=[KEY_PARAMETER])
+    # 429: a patient's hourly allowance of bookings (appointments/allowance.py).
+    @extend_schema(
+        parameters=[KEY_PARAMETER],
+        responses={201: AppointmentSerializer, 429: None},
+        examples=[
+            OpenApiExample(
+                "A booking",
+                request_only=True,
+                value={
+                    "patient": 1,
+                    "provider": "Dr. Ada Lovelace",
+                    "starts_at": "2030-05-01T09:30:00+02:00",
+                    "duration_minutes": 30,
+                    "location": "Room 4, Main Street Clinic",
+                    "reason": "Check-up",
+                },
+            )
+        ],
+    )
     @idempotent
     def create(self, request, *args, **kwargs):
         return super().create(request, *args, **kwargs)

@@ -1,11 +1,12 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import SignInView, admin_login
 from appointments.records import LocationViewSet, ProviderViewSet
 from appointments.views import AppointmentViewSet, PatientViewSet
+from config.errors import api_not_found
 from config.health import healthz
 from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
 from notifications.dashboard import dashboard
@@ -40,4 +41,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include(router.urls)),
+    # Any other path under /api/ answers the API's JSON 404, whatever DEBUG says.
+    re_path(r"^api/", api_not_found),
 ]
