@@ -83,7 +83,7 @@ def test_reminder_whose_time_passed_at_booking_is_skipped_with_reason(book, make
     assert late.status == "skipped" and late.attempts == 0
 
 
-def test_sms_without_phone_is_skipped_with_reason_and_booking_succeeds(staff_client, make_patient):
+def test_sms_without_phone_is_skipped_with_reason_and_booking_succeeds(staff_client, make_patient, clinic):
     patient = make_patient(channels=["email", "sms"], phone="")
 
     response = staff_client.post(
