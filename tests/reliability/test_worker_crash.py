@@ -260,8 +260,10 @@ def test_task_at_its_soft_time_limit_writes_the_outcomes_of_its_sends_in_flight(
     )
     assert outcome[0] == "error" and "SoftTimeLimitExceeded" in outcome[1], outcome
     assert sending_after == 0
-    assert statuses["sent"] == len(twilio.requests) == 6
-    assert statuses["pending"] == 2
+    # Every send that started is recorded as sent (the last pair was in flight at the limit);
+    # the rows never handed out wait in the queue. How many pairs fit depends on the machine.
+    assert statuses["sent"] == len(twilio.requests)
+    assert statuses["pending"] == SOFT_LIMIT_ROWS - len(twilio.requests) > 0
 
 
 FALLBACK_ROWS = 3
