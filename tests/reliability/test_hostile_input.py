@@ -23,7 +23,7 @@ from twilio.request_validator import RequestValidator
 
 from accounts.tokens import issue_token
 from appointments import services
-from appointments.models import Patient
+from appointments.models import Location, Patient, Provider
 from config.wsgi import application
 from notifications import backoff
 from notifications.channels import get_channel
@@ -72,6 +72,8 @@ def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django
         "inbox": row.pk,
         "templates": template.pk,
         "template-revisions": revision.pk,
+        "providers": Provider.objects.get_or_create(name="Dr. Ada Lovelace")[0].pk,
+        "locations": Location.objects.get_or_create(name="Room 4, Main Street Clinic")[0].pk,
     }
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_in_test_transaction)
