@@ -25,9 +25,11 @@ class MessageTemplateForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        if all(name in cleaned for name in KEY):
+        # On a change page the key is read-only: the template's own.
+        key = [cleaned.get(name, getattr(self.instance, name)) for name in KEY]
+        if all(key):
             try:
-                check_template(*(cleaned[name] for name in KEY), {part: cleaned.get(part, "") for part in PARTS})
+                check_template(*key, {part: cleaned.get(part, "") for part in PARTS})
             except ValidationError as exc:
                 for field, errors in exc.message_dict.items():
                     self.add_error(field if field in self.fields else None, errors)

@@ -56,6 +56,21 @@ def test_the_change_page_has_the_preview_and_a_restore_button_per_revision(admin
     assert MessageTemplateRevision.objects.first().action == "restored"
 
 
+def test_a_change_that_cannot_go_out_is_refused_on_the_change_page(admin_client):
+    admin_client.post("/admin/notifications/messagetemplate/add/", form(text="Uno {{ date }}"))
+    template = MessageTemplate.objects.get()
+
+    response = admin_client.post(
+        f"/admin/notifications/messagetemplate/{template.pk}/change/", form(text="Dos {{ fecha }}")
+    )
+
+    assert response.status_code == 200
+    assert "{{ fecha }}" in response.content.decode()
+    template.refresh_from_db()
+    assert template.text == "Uno {{ date }}"
+    assert MessageTemplateRevision.objects.count() == 1
+
+
 def test_a_template_deleted_in_the_admin_leaves_its_history(admin_client):
     admin_client.post("/admin/notifications/messagetemplate/add/", form(text="Uno {{ date }}"))
     template = MessageTemplate.objects.get()
