@@ -112,7 +112,7 @@ class PatientSerializer(serializers.ModelSerializer):
                 validate_password(password)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"password": exc.messages}) from None
-            if self.changes_own_password() and not self.instance.user.check_password(attrs.get("current_password", "")):
+            if self.by_the_patient() and not self.instance.user.check_password(attrs.get("current_password", "")):
                 raise serializers.ValidationError({"current_password": ["Give your current password to change it."]})
         attrs.pop("current_password", None)
         # Every change of a sign-in email is checked, with or without a password: the email is
@@ -122,9 +122,6 @@ class PatientSerializer(serializers.ModelSerializer):
         if (password or owner) and username_taken(email, besides=owner):
             raise serializers.ValidationError({"email": [EMAIL_TAKEN]})
         return attrs
-
-    def changes_own_password(self):
-        return self.by_the_patient()
 
     def by_the_patient(self):
         request = self.context.get("request")
