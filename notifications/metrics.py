@@ -27,7 +27,7 @@ from .monitoring import counts_by_status_and_channel, oldest_due_age
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 
 
-def since_midnight(now):
+def midnight_utc(now):
     return datetime(now.year, now.month, now.day, tzinfo=UTC)
 
 
@@ -38,7 +38,7 @@ class NotificationCollector:
     def collect(self):
         now = timezone.now()
         yield from queue_metrics(now)
-        yield from send_metrics(since_midnight(now))
+        yield from send_metrics(midnight_utc(now))
 
 
 def queue_metrics(now):
