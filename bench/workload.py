@@ -103,7 +103,7 @@ def insert_rows(first, last, status):
             INSERT INTO {Notification._meta.db_table}
                 (appointment_id, patient_id, kind, channel, status, scheduled_for, recipient, context,
                  attempts, last_error, error_code, provider_message_id, delivery_status, delivery_error_code,
-                 sent_at, created_at, updated_at)
+                 sent_at, created_at, updated_at, possibly_sent, rendered_subject, rendered_text, rendered_html)
             SELECT a.ids[1 + mod(n, cardinality(a.ids))], a.patients[1 + mod(n, cardinality(a.ids))],
                    'reminder', CASE WHEN mod(n, 2) = 0 THEN 'email' ELSE 'sms' END, %(status)s,
                    now() - n * interval '1 second', 'bench' || n || '@example.com', '{{}}'::jsonb,
@@ -111,7 +111,8 @@ def insert_rows(first, last, status):
                    CASE WHEN %(status)s = 'sent' THEN 'SM' || md5(n::text) ELSE '' END,
                    CASE WHEN %(status)s = 'sent' THEN 'delivered' ELSE '' END, '',
                    CASE WHEN %(status)s = 'sent' THEN now() - n * interval '1 second' END,
-                   now() - n * interval '1 second' - interval '2 days', now() - n * interval '1 second'
+                   now() - n * interval '1 second' - interval '2 days', now() - n * interval '1 second',
+                   false, '', '', ''
             FROM a, generate_series(%(first)s, %(last)s) AS n
             """,
             {"first": first, "last": last, "status": status},
