@@ -29,7 +29,8 @@ class ScriptedSMTP(socketserver.ThreadingTCPServer):
         self.commands = []
         self.connections = 0
         super().__init__(("127.0.0.1", 0), SMTPHandler)
-        threading.Thread(target=self.serve_forever, daemon=True).start()
+        # A short poll so that stop() (shutdown waits for one poll) does not cost half a second a test.
+        threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True).start()
 
     @property
     def port(self):
