@@ -26,9 +26,12 @@ from .rendering import render
 
 logger = logging.getLogger(__name__)
 
-# Seconds an outcome may wait for others to be written with it: short beside a send, so a
-# worker that dies loses the outcome of hardly more sends than were in flight.
-OUTCOME_WRITE_WINDOW = 0.01
+# Seconds an outcome may wait to be written with the others done meanwhile: one transaction
+# for several outcomes, and a worker that dies loses hardly more than the sends in flight.
+OUTCOME_WRITE_WINDOW = 0.05
+# Seconds one read of the appointments (and patients) of the rows next in line serves their
+# hand-outs: a cancel or a move committed longer than this before a send starts stops it.
+CURRENT_STATE_MAX_AGE = 0.05
 # Seconds between the tries of an outcome write the database refused: a blip, not an outage.
 WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
@@ -47,10 +50,10 @@ def send_notifications(notification_ids):
 def deliver(notifications):
     """Send rows this process has claimed, record what happened, and log it. The sends run
     side by side in threads of this batch (they wait on providers, not on the CPU). A row is
-    handed to a thread only when one is free, with its appointment read again just then, so a
-    cancel or a move that lands while the batch is under way stops the sends not yet started.
-    Each outcome is written as soon as its send is done, together with any others done within
-    OUTCOME_WRITE_WINDOW, so a worker that dies loses hardly more than the sends in flight."""
+    handed to a thread only when one is free, with its appointment and patient as they were at
+    most CURRENT_STATE_MAX_AGE before, so a cancel or a move that lands while the batch is under
+    way stops the sends not yet started. Outcomes are written in groups, each as soon as it is
+    OUTCOME_WRITE_WINDOW old, so a worker that dies loses hardly more than the sends in flight."""
     counts = Counter()
     if notifications:
         # The clinic's templates, current to within a few seconds, looked up here rather than
@@ -58,23 +61,21 @@ def deliver(notifications):
         refresh_templates()
     waiting = deque(notifications)
     threads = max(1, min(settings.NOTIFICATIONS_SEND_THREADS, len(waiting)))
+    current = _CurrentState(lookahead=threads)
     # The session's connections close after the pool's threads are done with them.
     with SendSession() as session, ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
-        running, unwritten = set(), []
+        running, unwritten, oldest = set(), [], 0.0
         try:
             while waiting or running:
-                running |= {
-                    pool.submit(_attempt, n, session) for n in _take_with_current_state(waiting, threads - len(running))
-                }
-                done, running = wait(running, return_when=FIRST_COMPLETED)
-                if running:
-                    # Sends finishing within a few milliseconds of the first share its write: one
-                    # transaction for several outcomes instead of one each.
-                    more, running = wait(running, timeout=OUTCOME_WRITE_WINDOW)
-                    done |= more
-                unwritten = [future.result() for future in done]
-                counts.update(_write(unwritten))
-                unwritten = []
+                running |= {pool.submit(_attempt, n, session) for n in current.take(waiting, threads - len(running))}
+                timeout = max(0.0, oldest + OUTCOME_WRITE_WINDOW - time.monotonic()) if unwritten else None
+                done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
+                if done and not unwritten:
+                    oldest = time.monotonic()
+                unwritten += [future.result() for future in done]
+                if unwritten and (not running or time.monotonic() - oldest >= OUTCOME_WRITE_WINDOW):
+                    counts.update(_write(unwritten))
+                    unwritten = []
         except BaseException:
             # The task's soft time limit, or outcomes the database would not take: hand out no
             # more rows (back to the queue, uncounted), let the sends in flight finish, write
@@ -90,17 +91,34 @@ def deliver(notifications):
     return counts
 
 
-def _take_with_current_state(waiting, count):
-    """Take up to count rows off the queue, each with its appointment and patient as they are
-    now (one query), not as they were when the batch was claimed."""
-    rows = list(islice(waiting, count))
-    current = Appointment.objects.select_related("patient").in_bulk({n.appointment_id for n in rows})
-    for notification in rows:
-        waiting.popleft()
-        if notification.appointment_id in current:
-            notification.appointment = current[notification.appointment_id]
-            notification.patient = notification.appointment.patient
-    return rows
+class _CurrentState:
+    """The appointments, with their patients, of the rows next in line, read again right before
+    their hand-out (a row claimed minutes ago may have been cancelled since). One read covers
+    the rows handed out now and the `lookahead` next, and serves for CURRENT_STATE_MAX_AGE."""
+
+    def __init__(self, lookahead):
+        self.lookahead = lookahead
+        self.appointments = {}
+        self.read_at = float("-inf")
+
+    def take(self, waiting, count):
+        """Take up to count rows off the queue, each with its appointment and patient as they
+        are now. The rows leave the queue only once read: a read that fails leaves them there."""
+        rows = list(islice(waiting, count))
+        stale = time.monotonic() - self.read_at > CURRENT_STATE_MAX_AGE
+        if rows and (stale or any(n.appointment_id not in self.appointments for n in rows)):
+            next_in_line = islice(waiting, len(rows) + self.lookahead)
+            read_at = time.monotonic()  # the age counts from before the query
+            self.appointments = Appointment.objects.select_related("patient").in_bulk(
+                {n.appointment_id for n in next_in_line}
+            )
+            self.read_at = read_at
+        for notification in rows:
+            waiting.popleft()
+            if notification.appointment_id in self.appointments:
+                notification.appointment = self.appointments[notification.appointment_id]
+                notification.patient = notification.appointment.patient
+        return rows
 
 
 def _write(outcomes):

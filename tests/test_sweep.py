@@ -162,3 +162,23 @@ def test_sweep_claims_no_more_rows_than_its_slowest_sends_could_finish_in_its_ti
     batches = Counter(rows.values_list("claimed_at", flat=True))
     assert batches and max(batches.values()) == 2
     assert report.outcomes["sent"] == rows.count() and report.left == 5 - rows.count()
+
+
+def test_an_outcome_is_written_while_a_slower_send_of_its_batch_is_still_under_way(
+    transactional_db, settings, book, make_patient, twilio
+):
+    """Outcomes wait at most OUTCOME_WRITE_WINDOW for others to share their write, never for
+    the batch: a worker that dies mid-batch loses no more than the sends in flight."""
+    settings.NOTIFICATIONS_SEND_THREADS = 2
+    quick, slow = (two_hour_reminder(book(make_patient(channels=["sms"], phone=p))) for p in RACE_PHONES[:2])
+    twilio.script(RACE_PHONES[1], ("slow", 1.0))
+    Notification.objects.filter(pk__in=[quick.pk, slow.pk]).update(scheduled_for=timezone.now())
+    batch = Notification.objects.filter(pk__in=[quick.pk, slow.pk]).claim()
+    sender = threading.Thread(target=lambda: (delivery.deliver(batch), connection.close()))
+    sender.start()
+    try:
+        wait_for(lambda: Notification.objects.get(pk=quick.pk).status == "sent", timeout=0.8, interval=0.02)
+        assert Notification.objects.get(pk=slow.pk).status == "sending"
+    finally:
+        sender.join()
+    assert set(Notification.objects.filter(pk__in=[quick.pk, slow.pk]).values_list("status", flat=True)) == {"sent"}
