@@ -93,32 +93,34 @@ def deliver(notifications):
 
 class _CurrentState:
     """The appointments, with their patients, of the rows next in line, read again right before
-    their hand-out (a row claimed minutes ago may have been cancelled since). One read covers
-    the rows handed out now and the `lookahead` next, and serves for CURRENT_STATE_MAX_AGE."""
+    their hand-out (a row claimed minutes ago may have been cancelled since). A read takes the
+    rows about to be handed out and the `lookahead` next, and serves each of them for
+    CURRENT_STATE_MAX_AGE: a row is read again only when its read is older than that."""
 
     def __init__(self, lookahead):
         self.lookahead = lookahead
-        self.appointments = {}
-        self.read_at = float("-inf")
+        self.appointments = {}  # appointment id: (the appointment, when it was read)
 
     def take(self, waiting, count):
         """Take up to count rows off the queue, each with its appointment and patient as they
         are now. The rows leave the queue only once read: a read that fails leaves them there."""
         rows = list(islice(waiting, count))
-        stale = time.monotonic() - self.read_at > CURRENT_STATE_MAX_AGE
-        if rows and (stale or any(n.appointment_id not in self.appointments for n in rows)):
+        if any(not self._fresh(n.appointment_id) for n in rows):
             next_in_line = islice(waiting, len(rows) + self.lookahead)
+            stale = {n.appointment_id for n in next_in_line if not self._fresh(n.appointment_id)}
             read_at = time.monotonic()  # the age counts from before the query
-            self.appointments = Appointment.objects.select_related("patient").in_bulk(
-                {n.appointment_id for n in next_in_line}
-            )
-            self.read_at = read_at
+            for pk, appointment in Appointment.objects.select_related("patient").in_bulk(stale).items():
+                self.appointments[pk] = (appointment, read_at)
         for notification in rows:
             waiting.popleft()
             if notification.appointment_id in self.appointments:
-                notification.appointment = self.appointments[notification.appointment_id]
+                notification.appointment = self.appointments[notification.appointment_id][0]
                 notification.patient = notification.appointment.patient
         return rows
+
+    def _fresh(self, appointment_id):
+        read = self.appointments.get(appointment_id)
+        return read is not None and time.monotonic() - read[1] <= CURRENT_STATE_MAX_AGE
 
 
 def _write(outcomes):
