@@ -81,7 +81,8 @@ def _folded(head, value):
 
 def _encoded_words(text):
     """The text as UTF-8 "Q" encoded-words, each of whole characters and short enough (68) that
-    its line, even a Subject's first, stays within 78."""
+    its line, even a Subject's first, stays within 78. Not email.header.Header's: that costs
+    more than all the rest of the message."""
     encoded, words = text.translate(_Q), []
     while len(encoded) > 56:
         cut = 56
