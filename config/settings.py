@@ -171,12 +171,13 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "config.schema.add_links"],
 }
 
-# Email: Django's own settings. EMAIL_BACKEND takes a dotted path or one of the short names.
+# Email: Django's own settings. EMAIL_BACKEND takes a dotted path or one of the short names;
+# smtp is Django's SMTP backend writing the notifications' emails itself (notifications/channels/email.py).
 _EMAIL_BACKENDS = {
     "console": "django.core.mail.backends.console.EmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
     "file": "django.core.mail.backends.filebased.EmailBackend",
-    "smtp": "django.core.mail.backends.smtp.EmailBackend",
+    "smtp": "notifications.channels.email.SMTPBackend",
 }
 EMAIL_BACKEND = _EMAIL_BACKENDS.get(env_str("EMAIL_BACKEND", "console"), env_str("EMAIL_BACKEND"))
 EMAIL_FILE_PATH = env_str("EMAIL_FILE_PATH", str(VAR_DIR / "mail"))

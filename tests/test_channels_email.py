@@ -5,13 +5,17 @@ import socket
 import socketserver
 import threading
 from datetime import timedelta
-from email import message_from_bytes
+from email import message_from_bytes, policy
 
 import pytest
 from django.core import mail
+from icalendar import Calendar
 
 from notifications.delivery import send_notification, send_notifications
 from notifications.models import Notification
+from notifications.rendering import render
+
+SMTP_BACKEND = "notifications.channels.email.SMTPBackend"  # EMAIL_BACKEND=smtp
 
 
 class ScriptedSMTP(socketserver.ThreadingTCPServer):
@@ -91,7 +95,7 @@ def smtp(settings):
     def start(refused=None, **replies):
         server = ScriptedSMTP(refused, **replies)
         servers.append(server)
-        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_BACKEND = SMTP_BACKEND
         settings.EMAIL_HOST = "127.0.0.1"
         settings.EMAIL_PORT = server.port
         settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
@@ -144,6 +148,44 @@ def test_smtp_accepted_message_is_sent_as_multipart_text_html_and_calendar(book,
     assert "Dr. Ada Lovelace" in message["Subject"]
 
 
+def test_a_spanish_confirmation_a_batch_sends_over_smtp_reads_as_rendered(book, make_patient, smtp):
+    server = smtp()
+    patient = make_patient(channels=["email"], language="es", timezone="Europe/Madrid", name="Begoña Núñez")
+    appointment = book(patient, provider="Dra. Ana Torres", location="Clínica Calle Mayor, sala 2")
+    row = Notification.objects.get(appointment=appointment, kind="booking_confirmation", channel="email")
+
+    send_notifications([row.pk])
+
+    row.refresh_from_db()
+    assert row.status == "sent", row.last_error
+    (raw,) = server.messages
+    assert raw.isascii()  # accents quoted-printable, not 8bit: any server takes it
+    message = message_from_bytes(raw, policy=policy.default)
+    rendered = render(row)
+    assert "está confirmada" in message["Subject"]
+    assert message["Subject"] == rendered.subject
+    assert message["Message-ID"].strip("<>") == row.provider_message_id
+    plain, html, calendar = message.iter_parts()
+    assert plain.get_content().replace("\r\n", "\n") == rendered.text
+    assert "Begoña Núñez" in rendered.text
+    assert html.get_content().replace("\r\n", "\n") == rendered.html
+    (event,) = Calendar.from_ical(calendar.get_content()).events
+    assert str(event["summary"]) == "Cita con Dra. Ana Torres"
+    assert str(event["location"]) == "Clínica Calle Mayor, sala 2"
+
+
+def test_other_email_is_sent_over_smtp_as_django_builds_it(smtp, settings):
+    server = smtp()
+
+    mail.send_mail("Confirme su correo electrónico", "Código: 123456", None, ["grace@example.com"])
+
+    (raw,) = server.messages
+    message = message_from_bytes(raw, policy=policy.default)
+    assert message["Subject"] == "Confirme su correo electrónico"
+    assert message.get_content().strip() == "Código: 123456"
+    assert message["From"] == settings.DEFAULT_FROM_EMAIL
+
+
 @pytest.mark.parametrize(
     ("replies", "code"),
     [
@@ -192,7 +234,7 @@ def test_unreachable_smtp_server_is_transient(book, make_patient, settings):
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = SMTP_BACKEND
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
 
     row = send_email_confirmation(book, make_patient)

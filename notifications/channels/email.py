@@ -4,7 +4,9 @@ from email.utils import make_msgid
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.mail.backends import smtp
 
+from . import mime
 from .base import Channel, DeliveryError
 
 
@@ -15,7 +17,8 @@ def sender_domain():
 
 class EmailChannel(Channel):
     """Django's email machinery: a plain-text body with an HTML alternative, on a connection
-    (EMAIL_BACKEND's) that a send thread keeps open for its batch."""
+    (EMAIL_BACKEND's) that a send thread keeps open for its batch. Over SMTP (SMTPBackend) the
+    message goes on the wire as mime.py writes it."""
 
     name = "email"
     label = "Email"
@@ -29,18 +32,7 @@ class EmailChannel(Channel):
 
     def send(self, notification, message, connection=None):
         message_id = make_msgid(domain=sender_domain() or None)
-        email = _EmailMessage(
-            subject=message.subject,
-            body=message.text,
-            to=[notification.recipient],
-            headers={"Message-ID": message_id},
-            connection=connection,
-        )
-        if message.html:
-            email.attach_alternative(message.html, "text/html")
-        if message.calendar:
-            # An alternative part, as calendar clients look for it: text/calendar; method=REQUEST.
-            email.attach_alternative(message.calendar, f"text/calendar; method={message.calendar_method}")
+        email = email_message(notification.recipient, message, message_id, connection)
         try:
             if connection is not None:
                 # Opened here, not by send(): a connection send() opens it also closes.
@@ -56,7 +48,27 @@ class EmailChannel(Channel):
         return message_id.strip("<>")
 
 
+def email_message(recipient, message, message_id, connection=None):
+    """The Django email of a Message: what it says, whichever backend sends it."""
+    email = _EmailMessage(
+        subject=message.subject,
+        body=message.text,
+        to=[recipient],
+        headers={"Message-ID": message_id},
+        connection=connection,
+    )
+    if message.html:
+        email.attach_alternative(message.html, "text/html")
+    if message.calendar:
+        # An alternative part, as calendar clients look for it: text/calendar; method=REQUEST.
+        email.attach_alternative(message.calendar, f"text/calendar; method={message.calendar_method}")
+    return email
+
+
 class _EmailMessage(EmailMultiAlternatives):
+    # UTF-8 whatever DEFAULT_CHARSET says, as mime.py writes it, so Django's own build agrees.
+    encoding = "utf-8"
+
     def message(self):
         """Django's message with its MIME boundaries chosen here, at random: left unset, the
         email package picks one and compiles a regular expression to check it against the
@@ -66,6 +78,23 @@ class _EmailMessage(EmailMultiAlternatives):
             if part.is_multipart() and part.get_boundary() is None:
                 part.set_boundary(f"=={uuid.uuid4().hex}==")
         return message
+
+
+class SMTPBackend(smtp.EmailBackend):
+    """Django's SMTP backend (EMAIL_BACKEND=smtp) but that it puts the email channel's messages
+    on the wire as mime.py writes them, not through Django's MIME classes; any other message it
+    sends as Django does."""
+
+    def _send(self, message):
+        if not isinstance(message, _EmailMessage):
+            return super()._send(message)
+        try:
+            self.connection.sendmail(*mime.envelope_and_bytes(message))
+        except smtplib.SMTPException:
+            if not self.fail_silently:
+                raise
+            return False
+        return True
 
 
 def _smtp_error(code, reason):
