@@ -47,26 +47,36 @@ def send_notifications(notification_ids):
     return deliver(Notification.objects.filter(pk__in=notification_ids).claim())
 
 
-def deliver(notifications):
+def deliver(notifications, next_batch=None):
     """Send rows this process has claimed, record what happened, and log it. The sends run
     side by side in threads of this batch (they wait on providers, not on the CPU). A row is
     handed to a thread only when one is free, with its appointment and patient as they were at
     most CURRENT_STATE_MAX_AGE before, so a cancel or a move that lands while the batch is under
     way stops the sends not yet started. Outcomes are written in groups, each as soon as it is
-    OUTCOME_WRITE_WINDOW old, so a worker that dies loses hardly more than the sends in flight."""
+    OUTCOME_WRITE_WINDOW old, so a worker that dies loses hardly more than the sends in flight.
+
+    next_batch (a sweep's): called with the count of sends in flight when every row is handed
+    out and a thread is free, it claims more rows ([] when there are none), which follow on the
+    same threads and connections instead of waiting for the slowest send before them."""
     counts = Counter()
-    if notifications:
-        # The clinic's templates, current to within a few seconds, looked up here rather than
-        # by the send threads.
-        refresh_templates()
     waiting = deque(notifications)
-    threads = max(1, min(settings.NOTIFICATIONS_SEND_THREADS, len(waiting)))
+    threads = settings.NOTIFICATIONS_SEND_THREADS
+    if next_batch is None:
+        threads = max(1, min(threads, len(waiting)))
     current = _CurrentState(lookahead=threads)
     # The session's connections close after the pool's threads are done with them.
     with SendSession() as session, ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
         running, unwritten, oldest = set(), [], 0.0
         try:
-            while waiting or running:
+            while True:
+                if not waiting and next_batch and len(running) < threads:
+                    waiting.extend(next_batch(len(running)))
+                    next_batch = next_batch if waiting else None
+                if not (waiting or running):
+                    break
+                # The clinic's templates, current to within a few seconds (a look at most every
+                # few seconds), read here rather than by the send threads.
+                refresh_templates()
                 running |= {pool.submit(_attempt, n, session) for n in current.take(waiting, threads - len(running))}
                 timeout = max(0.0, oldest + OUTCOME_WRITE_WINDOW - time.monotonic()) if unwritten else None
                 done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
@@ -273,24 +283,28 @@ class SweepReport:
 def sweep(max_rows=None, include_failed=True, time_limit=None):
     """Send due rows in batches until none are left, max_rows were handled, or the next batch
     might not finish within time_limit seconds (the task's soft time limit): a batch holds no
-    more rows than its threads could send in the time left, each send as slow as a send can be."""
+    more rows than the threads could send in the time left, each send as slow as a send can be
+    (a thread still busy with a send of the batch before has a round less). Each batch is
+    claimed as the one before is all handed out, and goes on the same threads."""
     report = SweepReport()
     started = time.monotonic()
     handled = 0
-    while max_rows is None or handled < max_rows:
+
+    def next_batch(in_flight=0):
+        nonlocal handled
         limit = settings.NOTIFICATIONS_SWEEP_BATCH_SIZE
         if max_rows is not None:
             limit = min(limit, max_rows - handled)
         if time_limit is not None:
-            left = time_limit - (time.monotonic() - started)
-            limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * int(left // longest_send()))
-        if limit <= 0:
-            break
-        batch = claim_due_batch(limit, include_failed)
-        if not batch:
-            break
-        report.outcomes.update(deliver(batch))
+            rounds = int((time_limit - (time.monotonic() - started)) // longest_send())
+            limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * rounds - in_flight)
+        batch = claim_due_batch(limit, include_failed) if limit > 0 else []
         handled += len(batch)
+        return batch
+
+    first = next_batch()
+    if first:
+        report.outcomes.update(deliver(first, next_batch))
     report.left = Notification.objects.due(timezone.now(), include_failed).count()
     return report
 
