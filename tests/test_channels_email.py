@@ -11,7 +11,7 @@ import pytest
 from django.core import mail
 from icalendar import Calendar
 
-from notifications.delivery import send_notification, send_notifications
+from notifications.delivery import send_notification, send_notifications, sweep
 from notifications.models import Notification
 from notifications.rendering import render
 
@@ -294,3 +294,18 @@ def test_each_batch_opens_its_own_connections(book, make_patient, smtp, settings
     assert len(server.messages) == 2
     assert server.connections == 2
     assert quits(server) == 2
+
+
+def test_a_sweeps_batches_follow_one_another_on_the_connections_of_its_send_threads(
+    book, make_patient, smtp, settings
+):
+    settings.NOTIFICATIONS_SEND_THREADS = 2
+    settings.NOTIFICATIONS_SWEEP_BATCH_SIZE = 2
+    server = smtp()
+    email_confirmations(book, make_patient, *(f"patient{i}@example.com" for i in range(7)))
+
+    report = sweep()
+
+    assert report.outcomes["sent"] == 7 and len(server.messages) == 7
+    assert server.connections <= 2  # not two for each of its four batches
+    assert quits(server) == server.connections  # all closed when the sweep ended
