@@ -12,9 +12,9 @@ import functools
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.template import Context
 from django.template.loader import select_template
 from django.utils import dateformat, translation
-from django.utils.safestring import mark_safe
 from django.utils.translation import pgettext
 
 from .catalog import stored_templates
@@ -61,12 +61,11 @@ def render(notification):
 
 
 def render_parts(channel, kind, context, stored):
-    # Text parts are not HTML: their values go in unescaped. The HTML part escapes them.
-    text_context = {key: mark_safe(value) if isinstance(value, str) else value for key, value in context.items()}
     parts = {}
     for part, name in template_names(channel, kind).items():
         template = stored.get(part) or select_template(candidates(name))
-        parts[part] = template.render(context if part == "html" else text_context).strip()
+        # Only the HTML part is HTML: the text parts take their values as they are, unescaped.
+        parts[part] = template.template.render(Context(context, autoescape=part == "html")).strip()
     if "subject" in parts:
         parts["subject"] = " ".join(parts["subject"].split())
     if channel != Channel.EMAIL and len(parts["text"]) > TEXT_LIMIT:
