@@ -140,12 +140,13 @@ def test_process_dry_run_with_retry_failed_lists_due_failed_rows(failed_row_due_
 
 def test_process_starts_without_importing_what_it_does_not_use():
     """Cron starts the command every minute: a run with no text message to send and no rate limit
-    set does not spend its start-up importing the twilio client, redis, or the API's serializers."""
+    set does not spend its start-up importing the twilio client, redis, icalendar or the API's
+    serializers."""
     script = (
         "import sys, django; django.setup(); "
         "from django.core.management import load_command_class; "
         "load_command_class('notifications', 'process_pending_notifications'); "
-        "print(sorted(name for name in ('twilio', 'redis', 'rest_framework.serializers') if name in sys.modules))"
+        "print(sorted(name for name in ('twilio', 'redis', 'icalendar', 'rest_framework.serializers') if name in sys.modules))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SMS_BACKEND": "twilio"}
     started = subprocess.run(
