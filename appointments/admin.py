@@ -4,7 +4,6 @@ from django.contrib import admin
 
 from . import services
 from .models import Appointment, Location, Patient, Provider
-from .serializers import PatientSerializer
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -19,6 +18,10 @@ class PatientAdminForm(forms.ModelForm):
         fields = ["name", "email", "phone", "timezone", "language", "channels", "opted_out"]
 
     def clean(self):
+        # Imported when a form is first checked, not with the module: every process imports the
+        # admin at start-up (autodiscovery), and the API's serializers import DRF's, a costly import.
+        from .serializers import PatientSerializer
+
         cleaned = super().clean()
         self.serializer = PatientSerializer(
             self.instance if self.instance.pk else None,

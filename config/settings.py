@@ -311,7 +311,17 @@ CELERY_TASK_ANNOTATIONS = {
 # Workers log through LOGGING above (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
-CELERY_IMPORTS = ("tasks.delivery", "tasks.maintenance", "tasks.retention", "tasks.digest", "tasks.idempotency")
+# The task modules, and the modules a send imports on first use (the twilio client, icalendar):
+# imported before the prefork pool forks, its processes share them rather than each importing them.
+CELERY_IMPORTS = (
+    "tasks.delivery",
+    "tasks.maintenance",
+    "tasks.retention",
+    "tasks.digest",
+    "tasks.idempotency",
+    "notifications.channels.twilio_backend",
+    "icalendar",
+)
 # The beat schedule is configuration: DatabaseScheduler copies it into its tables at start,
 # where the admin shows it. Exactly one beat process may run.
 CELERY_BEAT_SCHEDULE = {

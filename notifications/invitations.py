@@ -13,7 +13,6 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.utils import timezone, translation
 from django.utils.translation import gettext
-from icalendar import Calendar, Event, Timezone, vCalAddress
 
 from .channels.email import sender_domain
 from .languages import message_language
@@ -36,6 +35,10 @@ def invitation(notification):
     snapshot = notification.context
     if method is None or not snapshot.get("starts_at"):
         return None
+    # Imported with the first invitation, not with the module: reminders, most of what a sweep
+    # sends, carry none, and icalendar is a costly import for a process cron starts every minute.
+    from icalendar import Calendar, Event, vCalAddress
+
     zone = ZoneInfo(snapshot.get("timezone") or "UTC")
     starts_at = datetime.fromisoformat(snapshot["starts_at"]).astimezone(zone)
     with translation.override(message_language(snapshot)):
@@ -74,6 +77,8 @@ def invitation(notification):
 def vtimezone(zone_name, year):
     """The VTIMEZONE of a zone, as iCalendar text, with only the rules from the year before to
     the year after (the zone's full history would triple the invitation's size)."""
+    from icalendar import Timezone  # with the first invitation, as in invitation()
+
     return Timezone.from_tzinfo(
         ZoneInfo(zone_name), first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1)
     ).to_ical()

@@ -8,7 +8,6 @@ import functools
 import logging
 import time
 
-import redis
 from django.conf import settings
 
 from .channels import get_channel
@@ -39,8 +38,14 @@ def limit_for(provider):
 
 
 @functools.lru_cache(maxsize=4)
-def _script(redis_url):
-    return redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1).register_script(TAKE_TOKEN)
+def _bucket(redis_url):
+    """The token-taking script on a client of this Redis, and the error its calls raise."""
+    # Imported here, once a limit is set, not with the module: a process whose providers have no
+    # limit (the management command, as cron starts it) never needs redis, a costly import.
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
+    return client.register_script(TAKE_TOKEN), redis.RedisError
 
 
 def take_token(channel, max_wait=None):
@@ -51,10 +56,11 @@ def take_token(channel, max_wait=None):
         return True
     max_wait = settings.RATE_LIMIT_MAX_WAIT if max_wait is None else max_wait
     deadline = time.monotonic() + max_wait
+    script, redis_error = _bucket(settings.REDIS_URL)
     while True:
         try:
-            wait = float(_script(settings.REDIS_URL)(keys=[f"notifications:rate:{provider}"], args=[rate]))
-        except redis.RedisError as exc:
+            wait = float(script(keys=[f"notifications:rate:{provider}"], args=[rate]))
+        except redis_error as exc:
             # Without Redis there is no shared count: send, and let the provider's own limit
             # (a 429, retried with backoff) be the last word.
             logger.warning("rate limit for %s unavailable (%s); sending", provider, exc.__class__.__name__)

@@ -2,9 +2,13 @@
 check_pending_notifications reports the queue."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -132,6 +136,29 @@ def test_process_dry_run_with_retry_failed_lists_due_failed_rows(failed_row_due_
     assert output.endswith("dry run: 1 notification(s) due; nothing sent")
     assert "nothing sent" in run("process_pending_notifications", "--dry-run")
     assert f"#{failed_row_due_for_retry.pk} " not in run("process_pending_notifications", "--dry-run")
+
+
+def test_process_starts_without_importing_what_it_does_not_use():
+    """Cron starts the command every minute: a run with no text message to send and no rate limit
+    set does not spend its start-up importing the twilio client, redis, icalendar or the API's
+    serializers."""
+    script = (
+        "import sys, django; django.setup(); "
+        "from django.core.management import load_command_class; "
+        "load_command_class('notifications', 'process_pending_notifications'); "
+        "print(sorted(name for name in ('twilio', 'redis', 'icalendar', 'rest_framework.serializers') if name in sys.modules))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SMS_BACKEND": "twilio"}
+    started = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).resolve().parent.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == "[]"
 
 
 # check_pending_notifications

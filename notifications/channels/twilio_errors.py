@@ -1,6 +1,6 @@
 """What Twilio's error codes (and our own codes for text messages) mean, in words staff read
-on the dashboard. How each is handled lives where it is decided: text.py classifies a refused
-send, receipts.py acts on a failed receipt, consent.py on an unsubscribed recipient."""
+on the dashboard. How each is handled lives where it is decided: twilio_backend.py classifies a
+refused send, receipts.py acts on a failed receipt, consent.py on an unsubscribed recipient."""
 
 from .base import UNANSWERED
 
