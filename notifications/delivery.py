@@ -32,7 +32,7 @@ OUTCOME_WRITE_WINDOW = 0.05
 # Seconds one read of the appointments (and patients) of the rows next in line serves their
 # hand-outs: a cancel or a move committed longer than this before a send starts stops it.
 CURRENT_STATE_MAX_AGE = 0.05
-# Seconds between the tries of an outcome write the database refused: a blip, not an outage.
+# Seconds between the tries of an outcome write, or a claim, the database refused: a blip, not an outage.
 WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
 
 
@@ -70,7 +70,7 @@ def deliver(notifications, next_batch=None):
         try:
             while True:
                 if not waiting and next_batch and len(running) < threads:
-                    waiting.extend(next_batch(len(running)))
+                    waiting.extend(_through_blips("claiming the next batch", next_batch, len(running)))
                     next_batch = next_batch if waiting else None
                 if not (waiting or running):
                     break
@@ -145,21 +145,30 @@ def _write(outcomes):
 def _record(outcomes):
     """Write the outcomes, and the email fallback of each text message that died, in one
     transaction: a crash between a death and its fallback would lose the fallback for good.
-    Tried again for a few seconds when the database blips (a dropped connection, a failover):
-    an outcome not written leaves its row to the lease, and an email whose outcome was lost
-    goes again."""
+    Tried again through a database blip: an outcome not written leaves its row to the lease,
+    and an email whose outcome was lost goes again."""
+
+    def write():
+        with transaction.atomic():
+            won = record_outcomes(outcomes)
+            for outcome in outcomes:
+                if outcome.notification.pk in won and outcome.notification.is_dead:
+                    after_dead(outcome.notification)
+        return won
+
+    return _through_blips(f"writing {len(outcomes)} outcome(s)", write)
+
+
+def _through_blips(what, function, *args):
+    """function(*args), tried again for a few seconds when the database blips (a dropped
+    connection, a failover), as a batch's writes and a sweep's claims are."""
     for delay in (*WRITE_RETRY_DELAYS, None):
         try:
-            with transaction.atomic():
-                won = record_outcomes(outcomes)
-                for outcome in outcomes:
-                    if outcome.notification.pk in won and outcome.notification.is_dead:
-                        after_dead(outcome.notification)
-            return won
+            return function(*args)
         except (OperationalError, InterfaceError):
             if delay is None or connection.in_atomic_block:
                 raise
-            logger.warning("writing %d outcome(s) failed; trying again in %g s", len(outcomes), delay, exc_info=True)
+            logger.warning("%s failed; trying again in %g s", what, delay, exc_info=True)
             connection.close()  # the next query connects afresh
             time.sleep(delay)
 

@@ -341,44 +341,45 @@ def record_outcomes(outcomes):
     history. Returns the ids won."""
     if not outcomes:
         return set()
-    ids = [o.notification.pk for o in outcomes]
-    tokens = {o.notification.claim_token for o in outcomes}
-    won = set(
-        Notification.objects.select_for_update()
-        .filter(pk__in=ids, status=NotificationStatus.SENDING, claim_token__in=tokens)
-        .values_list("pk", flat=True)
-    )
+    won = _still_held(outcomes)
     winners = [o for o in outcomes if o.notification.pk in won]
     shapes = {}
     for outcome in winners:
         shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
     for columns, group in shapes.items():
         _update_each(columns, group)
-    attempted = [o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING]
-    NotificationAttempt.objects.bulk_create(
-        NotificationAttempt(
-            notification_id=o.notification.pk,
-            number=o.notification.attempts,
-            started_at=o.notification.claimed_at,
-            finished_at=o.now,
-            outcome=o.fields["status"],
-            error=o.fields["last_error"],
-            error_code=o.fields["error_code"],
-            provider_message_id=o.fields.get("provider_message_id", ""),
-        )
-        for o in attempted
-    )
+    _insert_attempts([o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING])
     for o in winners:
         for name, value in o.fields.items():
             setattr(o.notification, name, value)
     return won
 
 
+# An outcome write runs every few sends, so its three statements are raw SQL: built by the ORM,
+# each cost more CPU than the sends whose outcomes it wrote (docs/PERFORMANCE.md).
+def _still_held(outcomes):
+    """The ids of these outcomes' rows that their claims still hold, locked until the
+    transaction ends (FOR UPDATE, where the database has it)."""
+    token = Notification._meta.get_field("claim_token")
+    ids = [o.notification.pk for o in outcomes]
+    tokens = list({token.get_db_prep_value(o.notification.claim_token, connection) for o in outcomes})
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {quote('id')} FROM {quote(Notification._meta.db_table)} "
+        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(ids))}) AND {quote('status')} = %s "
+        f"AND {quote('claim_token')} IN ({', '.join(['%s'] * len(tokens))})"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*ids, NotificationStatus.SENDING, *tokens])
+        return {pk for (pk,) in cursor.fetchall()}
+
+
 def _update_each(columns, outcomes):
     """One UPDATE statement by primary key, run for every outcome that sets these columns, as
-    one executemany (pipelined on PostgreSQL). The rows are locked by the caller. Raw SQL
-    because update() with a CASE per row and column spent more CPU building expressions than
-    the sends themselves."""
+    one executemany (pipelined on PostgreSQL). The rows are locked by the caller. (update()
+    with a CASE per row and column spent more CPU building expressions than the sends.)"""
     fields = [Notification._meta.get_field(name) for name in (*columns, "updated_at")]
     quote = connection.ops.quote_name
     assignments = ", ".join(f"{quote(field.column)} = %s" for field in fields)
@@ -392,6 +393,45 @@ def _update_each(columns, outcomes):
         rows.append([*(field.get_db_prep_save(values[field.name], connection) for field in fields), o.notification.pk])
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _insert_attempts(outcomes):
+    """The history rows of these attempts, as one executemany (no ids read back)."""
+    if not outcomes:
+        return
+    fields = [NotificationAttempt._meta.get_field(name) for name in _ATTEMPT_FIELDS]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(NotificationAttempt._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))})"
+    )
+    rows = []
+    for o in outcomes:
+        values = (
+            o.notification.pk,
+            o.notification.attempts,
+            o.notification.claimed_at,
+            o.now,
+            o.fields["status"],
+            o.fields["last_error"],
+            o.fields["error_code"],
+            o.fields.get("provider_message_id", ""),
+        )
+        rows.append([field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)])
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+_ATTEMPT_FIELDS = (
+    "notification",
+    "number",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error",
+    "error_code",
+    "provider_message_id",
+)
 
 
 class NotificationAttempt(models.Model):
