@@ -296,9 +296,7 @@ def test_each_batch_opens_its_own_connections(book, make_patient, smtp, settings
     assert quits(server) == 2
 
 
-def test_a_sweeps_batches_follow_one_another_on_the_connections_of_its_send_threads(
-    book, make_patient, smtp, settings
-):
+def test_a_sweeps_batches_follow_one_another_on_the_connections_of_its_send_threads(book, make_patient, smtp, settings):
     settings.NOTIFICATIONS_SEND_THREADS = 2
     settings.NOTIFICATIONS_SWEEP_BATCH_SIZE = 2
     server = smtp()
