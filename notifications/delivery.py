@@ -49,7 +49,7 @@ def send_notifications(notification_ids):
 
 def deliver(notifications, next_batch=None):
     """Send rows this process has claimed, record what happened, and log it. The sends run
-    side by side in threads of this batch (they wait on providers, not on the CPU). A row is
+    side by side in threads of this call (they wait on providers, not on the CPU). A row is
     handed to a thread only when one is free, with its appointment and patient as they were at
     most CURRENT_STATE_MAX_AGE before, so a cancel or a move that lands while the batch is under
     way stops the sends not yet started. Outcomes are written in groups, each as soon as it is
@@ -116,8 +116,10 @@ class _CurrentState:
         are now. The rows leave the queue only once read: a read that fails leaves them there."""
         rows = list(islice(waiting, count))
         if any(not self._fresh(n.appointment_id) for n in rows):
+            # Only reads still fresh are kept: a sweep's thousands of rows must not pile up here.
+            self.appointments = {pk: read for pk, read in self.appointments.items() if self._fresh(pk)}
             next_in_line = islice(waiting, len(rows) + self.lookahead)
-            stale = {n.appointment_id for n in next_in_line if not self._fresh(n.appointment_id)}
+            stale = {n.appointment_id for n in next_in_line if n.appointment_id not in self.appointments}
             read_at = time.monotonic()  # the age counts from before the query
             for pk, appointment in Appointment.objects.select_related("patient").in_bulk(stale).items():
                 self.appointments[pk] = (appointment, read_at)
