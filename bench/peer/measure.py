@@ -4,8 +4,10 @@
   queue time, send on 5 threads a process (P processes forked a batch), mark them sent, insert
   a log row per email; until none is queued. Queueing and rendering happen before the window.
 - ours, single process, `process_pending_notifications --max N`: the command's start-up, then
-  batch by batch: claim due rows (conditional UPDATE, read back), render each from its
-  templates, send on the send threads, write the outcomes and the attempt history.
+  batch by batch (50), each claimed as the one before is all handed out (conditional UPDATE,
+  read back): each row's appointment and patient read again (a read serving 50 ms), rendered
+  from its templates and sent on the 8 send threads, which keep their SMTP connections for the
+  run; the outcomes, with the rendered message and the attempt history, written every 50 ms.
 - ours, P processes: the prefork worker is started (and answers a ping) before the rows are
   written; the window opens when P `notifications.sweep_due` tasks are enqueued and closes when
   no row is pending or sending; the worker is stopped after.
