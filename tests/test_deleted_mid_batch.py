@@ -47,3 +47,22 @@ def test_an_appointment_deleted_during_its_send_leaves_the_rest_of_the_batch_sen
     [row] = Notification.objects.filter(appointment=kept, kind="booking_confirmation")
     assert (row.status, len(twilio.sent_to(PHONES[1]))) == ("sent", 1)
     assert not Notification.objects.filter(appointment_id=deleted.pk).exists()
+
+
+def test_a_row_of_an_appointment_deleted_after_its_sibling_was_handed_out_is_not_sent(
+    transactional_db, settings, book, make_patient, twilio, mailoutbox
+):
+    """The SMS and the email of one booking, one send thread: the appointment is deleted during
+    the SMS's send, after one read of it served both rows; the email, handed out later, must not
+    go out on that read."""
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    appointment = book(make_patient(channels=["sms", "email"], phone=PHONES[0]))
+    twilio.script(PHONES[0], ("slow", 0.5))
+    rows = Notification.objects.filter(appointment=appointment, kind="booking_confirmation")
+    batch = sorted(rows.claim(), key=lambda n: n.channel != "sms")
+    deleter = delete_appointment_once_sending_to(twilio, PHONES[0], appointment)
+
+    delivery.deliver(batch)
+    deleter.join()
+
+    assert mailoutbox == []
