@@ -116,7 +116,7 @@ class NotificationQuerySet(models.QuerySet):
             return []
         # Read back through this queryset's own filter (its primary keys), not the token alone,
         # which no index serves. Without the appointment and patient: the sender reads them
-        # again right before each send (delivery._take_with_current_state).
+        # again right before each send (delivery._CurrentState).
         return list(self.filter(claim_token=token))
 
     def withdraw(self):
