@@ -85,7 +85,6 @@ def deliver(notifications, next_batch=None):
                 unwritten += [future.result() for future in done]
                 if unwritten and (not running or time.monotonic() - oldest >= OUTCOME_WRITE_WINDOW):
                     counts.update(_write(unwritten))
-                    unwritten = []
         except BaseException:
             # The task's soft time limit, or outcomes the database would not take: hand out no
             # more rows (back to the queue, uncounted), let the sends in flight finish, write
@@ -136,9 +135,13 @@ class _CurrentState:
 
 
 def _write(outcomes):
+    """Record the outcomes, taking them off the list once they are, and log them: a soft time
+    limit striking while they are logged must not have deliver's except write them again."""
     won = _record(outcomes)
+    written = outcomes.copy()
+    outcomes.clear()
     counts = Counter()
-    for outcome in outcomes:
+    for outcome in written:
         counts[outcome.fields["status"]] += 1
         _log(outcome, won)
     return counts

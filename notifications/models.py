@@ -116,7 +116,7 @@ class NotificationQuerySet(models.QuerySet):
             return []
         # Read back through this queryset's own filter (its primary keys), not the token alone,
         # which no index serves. Without the appointment and patient: the sender reads them
-        # again right before each send (delivery._take_with_current_state).
+        # again right before each send (delivery._CurrentState).
         return list(self.filter(claim_token=token))
 
     def withdraw(self):
@@ -338,17 +338,20 @@ def record_outcomes(outcomes):
     """Write the outcomes of claimed sends: one locking SELECT finds the rows still held by
     these claims (a row whose lease expired and was claimed again is not ours to write), one
     batch of UPDATEs by primary key writes them, one INSERT adds their attempts to the
-    history. Returns the ids won."""
+    history. Returns the ids won. A row deleted meanwhile (its appointment deleted in the
+    admin) gets no attempt: one would fail the whole write, the other rows' outcomes with it."""
     if not outcomes:
         return set()
-    won = _still_held(outcomes)
+    present, won = _still_held(outcomes)
     winners = [o for o in outcomes if o.notification.pk in won]
     shapes = {}
     for outcome in winners:
         shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
     for columns, group in shapes.items():
         _update_each(columns, group)
-    _insert_attempts([o for o in outcomes if o.fields["status"] != NotificationStatus.PENDING])
+    _insert_attempts(
+        [o for o in outcomes if o.notification.pk in present and o.fields["status"] != NotificationStatus.PENDING]
+    )
     for o in winners:
         for name, value in o.fields.items():
             setattr(o.notification, name, value)
@@ -358,22 +361,24 @@ def record_outcomes(outcomes):
 # An outcome write runs every few sends, so its three statements are raw SQL: built by the ORM,
 # each cost more CPU than the sends whose outcomes it wrote (docs/PERFORMANCE.md).
 def _still_held(outcomes):
-    """The ids of these outcomes' rows that their claims still hold, locked until the
-    transaction ends (FOR UPDATE, where the database has it)."""
+    """The ids of these outcomes' rows that are still there, and of those that their claims
+    still hold, all locked until the transaction ends (FOR UPDATE, where the database has it:
+    a row locked cannot be deleted before its attempt is written)."""
     token = Notification._meta.get_field("claim_token")
     ids = [o.notification.pk for o in outcomes]
-    tokens = list({token.get_db_prep_value(o.notification.claim_token, connection) for o in outcomes})
+    tokens = {token.get_db_prep_value(o.notification.claim_token, connection) for o in outcomes}
     quote = connection.ops.quote_name
     sql = (
-        f"SELECT {quote('id')} FROM {quote(Notification._meta.db_table)} "
-        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(ids))}) AND {quote('status')} = %s "
-        f"AND {quote('claim_token')} IN ({', '.join(['%s'] * len(tokens))})"
+        f"SELECT {quote('id')}, {quote('status')}, {quote('claim_token')} FROM {quote(Notification._meta.db_table)} "
+        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(ids))})"
     )
     if connection.features.has_select_for_update:
         sql += " FOR UPDATE"
     with connection.cursor() as cursor:
-        cursor.execute(sql, [*ids, NotificationStatus.SENDING, *tokens])
-        return {pk for (pk,) in cursor.fetchall()}
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    held = {pk for pk, status, claim_token in rows if status == NotificationStatus.SENDING and claim_token in tokens}
+    return {pk for pk, _, _ in rows}, held
 
 
 def _update_each(columns, outcomes):

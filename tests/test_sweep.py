@@ -1,10 +1,13 @@
 """The beat sweep that replaces cron: a reminder that falls due goes out on the next sweep,
 and sweepers racing each other (or the worker) send every row exactly once."""
 
+import logging
 import threading
 from collections import Counter
 from datetime import timedelta
 
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
@@ -182,3 +185,38 @@ def test_an_outcome_is_written_while_a_slower_send_of_its_batch_is_still_under_w
     finally:
         sender.join()
     assert set(Notification.objects.filter(pk__in=[quick.pk, slow.pk]).values_list("status", flat=True)) == {"sent"}
+
+
+class SoftTimeLimitAtTheFirstLogOf(logging.Filter):
+    """The task's soft time limit, struck in the main thread as it logs the first outcome of
+    this status (a signal lands between any two bytecodes)."""
+
+    def __init__(self, status):
+        super().__init__()
+        self.status, self.struck = status, False
+
+    def filter(self, record):
+        if not self.struck and getattr(record, "outcome", None) == self.status:
+            self.struck = True
+            raise SoftTimeLimitExceeded()
+        return True
+
+
+def test_a_soft_time_limit_striking_as_outcomes_are_logged_does_not_write_them_again(db, book, make_patient, twilio):
+    rows = [
+        book(make_patient(channels=["sms"], phone=p)).notifications.get(kind="booking_confirmation")
+        for p in RACE_PHONES[:2]
+    ]
+    batch = Notification.objects.filter(pk__in=[r.pk for r in rows]).claim()
+    limit = SoftTimeLimitAtTheFirstLogOf("sent")
+    logging.getLogger("notifications.delivery").addFilter(limit)
+    try:
+        with pytest.raises(SoftTimeLimitExceeded):
+            delivery.deliver(batch)
+    finally:
+        logging.getLogger("notifications.delivery").removeFilter(limit)
+
+    assert Counter(Notification.objects.filter(pk__in=[r.pk for r in rows]).values_list("status", flat=True)) == {
+        "sent": 2
+    }
+    assert sorted(r.attempt_log.count() for r in rows) == [1, 1]

@@ -1,8 +1,8 @@
-"""The provider connections of one batch of sends, owned by that batch.
+"""The provider connections of one deliver() (one batch, or a sweep's batches), owned by it.
 
 Each send thread opens its own connection to a channel's provider on its first send and reuses
-it for the rest of the batch; after an error the connection is dropped, and the thread's next
-send opens a fresh one. Every connection is closed when the batch ends."""
+it for the rest of the deliver(); after an error the connection is dropped, and the thread's
+next send opens a fresh one. Every connection is closed when the deliver() ends."""
 
 import contextlib
 import threading
