@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 # for several outcomes, and a worker that dies loses hardly more than the sends in flight.
 OUTCOME_WRITE_WINDOW = 0.05
 # Seconds one read of the appointments (and patients) of the rows next in line serves their
-# hand-outs: a cancel or a move committed longer than this before a send starts stops it.
+# hand-outs: a cancel or a move committed longer than this before a row is handed to a send
+# thread stops its send (one that lands during the send's own waits, a rate-limit token or a
+# look-up at Twilio, does not).
 CURRENT_STATE_MAX_AGE = 0.05
 # Seconds between the tries of an outcome write, or a claim, the database refused: a blip, not an outage.
 WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)

@@ -11,6 +11,7 @@ import pytest
 from django.core import mail
 from icalendar import Calendar
 
+from notifications.channels import session
 from notifications.delivery import send_notification, send_notifications, sweep
 from notifications.models import Notification
 from notifications.rendering import render
@@ -307,3 +308,17 @@ def test_a_sweeps_batches_follow_one_another_on_the_connections_of_its_send_thre
     assert report.outcomes["sent"] == 7 and len(server.messages) == 7
     assert server.connections <= 2  # not two for each of its four batches
     assert quits(server) == server.connections  # all closed when the sweep ended
+
+
+def test_a_send_thread_opens_a_fresh_connection_after_its_own_sat_idle(book, make_patient, smtp, settings, monkeypatch):
+    """A server may have closed a connection left unused (SMTP servers time idle ones out)."""
+    settings.NOTIFICATIONS_SEND_THREADS = 1
+    monkeypatch.setattr(session, "IDLE_SECONDS", 0.0)
+    server = smtp()
+    rows = email_confirmations(book, make_patient, "a@example.com", "b@example.com")
+
+    send_notifications([row.pk for row in rows])
+
+    assert len(server.messages) == 2
+    assert server.connections == 2
+    assert quits(server) == 2
