@@ -72,6 +72,9 @@ def deliver(notifications, next_batch=None):
         try:
             while True:
                 if not waiting and next_batch and len(running) < threads:
+                    if unwritten:
+                        # First: a row deferred back to the queue must be there for the claim.
+                        counts.update(_write(unwritten))
                     waiting.extend(_through_blips("claiming the next batch", next_batch, len(running)))
                     next_batch = next_batch if waiting else None
                 if not (waiting or running):

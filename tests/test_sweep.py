@@ -220,3 +220,21 @@ def test_a_soft_time_limit_striking_as_outcomes_are_logged_does_not_write_them_a
         "sent": 2
     }
     assert sorted(r.attempt_log.count() for r in rows) == [1, 1]
+
+
+def test_a_row_deferred_late_in_its_lease_is_claimed_again_by_the_same_sweep(db, settings, book, make_patient, twilio):
+    """A send that would start in the second half of its lease goes back to the queue, and the
+    sweep's next claim finds it there even while a send of the batch it left is under way."""
+    settings.NOTIFICATIONS_SEND_THREADS = 2
+    settings.NOTIFICATIONS_LEASE_SECONDS = 2  # a send starts only within 1 s of its claim
+    rows = [two_hour_reminder(book(make_patient(channels=["sms"], phone=p))) for p in RACE_PHONES[:3]]
+    Notification.objects.filter(kind="booking_confirmation").update(scheduled_for=timezone.now() + timedelta(days=1))
+    Notification.objects.filter(pk__in=[n.pk for n in rows]).update(scheduled_for=timezone.now())
+    twilio.script(RACE_PHONES[0], ("slow", 1.5))  # still under way when the third is deferred
+    twilio.script(RACE_PHONES[1], ("slow", 1.1))  # the third is handed out after it, too late
+
+    report = delivery.sweep()
+
+    assert report.left == 0
+    assert [Notification.objects.get(pk=n.pk).status for n in rows] == ["sent"] * 3
+    assert Notification.objects.get(pk=rows[2].pk).attempts == 1  # the deferral was not counted
