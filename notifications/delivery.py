@@ -119,24 +119,22 @@ class _CurrentState:
         """Take up to count rows off the queue, each with its appointment and patient as they
         are now. The rows leave the queue only once read: a read that fails leaves them there."""
         rows = list(islice(waiting, count))
-        if any(not self._fresh(n.appointment_id) for n in rows):
-            # Only reads still fresh are kept: a sweep's thousands of rows must not pile up here.
-            self.appointments = {pk: read for pk, read in self.appointments.items() if self._fresh(pk)}
+        now = time.monotonic()  # the age counts from before the query
+        # Only reads still fresh are kept (nor do a sweep's thousands of rows pile up here).
+        self.appointments = {
+            pk: read for pk, read in self.appointments.items() if now - read[1] <= CURRENT_STATE_MAX_AGE
+        }
+        if any(n.appointment_id not in self.appointments for n in rows):
             next_in_line = islice(waiting, len(rows) + self.lookahead)
             stale = {n.appointment_id for n in next_in_line if n.appointment_id not in self.appointments}
-            read_at = time.monotonic()  # the age counts from before the query
             for pk, appointment in Appointment.objects.select_related("patient").in_bulk(stale).items():
-                self.appointments[pk] = (appointment, read_at)
+                self.appointments[pk] = (appointment, now)
         for notification in rows:
             waiting.popleft()
             if notification.appointment_id in self.appointments:
                 notification.appointment = self.appointments[notification.appointment_id][0]
                 notification.patient = notification.appointment.patient
         return rows
-
-    def _fresh(self, appointment_id):
-        read = self.appointments.get(appointment_id)
-        return read is not None and time.monotonic() - read[1] <= CURRENT_STATE_MAX_AGE
 
 
 def _write(outcomes):
