@@ -9,6 +9,7 @@ its end; 409 and 422 where an Idempotency-Key is accepted; 415 where a body is p
 and `Detail`. A view that can answer more (a reschedule's 409) names the status in its
 @extend_schema as `409: None`, and gets the shared body too."""
 
+from drf_spectacular.contrib.knox_auth_token import KnoxTokenScheme
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
@@ -41,6 +42,12 @@ BODIES = {"400": "FieldErrors", "409": "FieldErrors", "422": "FieldErrors"}
 RETRY_AFTER = {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}}
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 NOT_BLANK = r"^[^\x00]*[^\x00\s][^\x00]*$"
+
+
+class TokenScheme(KnoxTokenScheme):
+    """Our knox subclass (accounts/authentication.py) is documented as knox's own scheme."""
+
+    target_class = "accounts.authentication.TokenAuthentication"
 
 
 class AutoSchema(SpectacularAutoSchema):

@@ -133,7 +133,7 @@ STATIC_ROOT = VAR_DIR / "static"
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # `Authorization: Token <key>`, as before, with keys that expire (REST_KNOX below).
-        "knox.auth.TokenAuthentication",
+        "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -319,6 +319,7 @@ CELERY_IMPORTS = (
     "tasks.retention",
     "tasks.digest",
     "tasks.idempotency",
+    "tasks.accounts",
     "notifications.channels.twilio_backend",
     "icalendar",
 )
@@ -340,6 +341,10 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-idempotency-keys": {
         "task": "appointments.purge_idempotency_keys",
         "schedule": crontab(hour=3, minute=47),
+    },
+    "purge-expired-tokens": {
+        "task": "accounts.purge_expired_tokens",
+        "schedule": crontab(hour=3, minute=57),
     },
     "staff-failure-digest": {
         "task": "notifications.send_staff_digest",

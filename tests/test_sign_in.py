@@ -2,6 +2,8 @@
 expire, and a password change needs the current password and ends every token."""
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -118,3 +120,50 @@ def test_staff_set_a_patients_password_without_knowing_the_old_one(staff_client,
 
     assert response.status_code == 200
     assert sign_in("mary@example.com", "the-modern-prometheus").status_code == 200
+
+
+def test_authenticating_a_token_reads_that_token_alone_however_many_the_user_holds(staff_user, rf):
+    from knox.models import AuthToken
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
+
+    for _ in range(20):
+        AuthToken.objects.create(staff_user)
+    token = AuthToken.objects.create(staff_user)[1]
+    request = Request(rf.get("/api/notifications/", HTTP_AUTHORIZATION=f"Token {token}"))
+    (authentication,) = (
+        cls() for cls in api_settings.DEFAULT_AUTHENTICATION_CLASSES if cls.__name__ == "TokenAuthentication"
+    )
+
+    with CaptureQueriesContext(connection) as queries:
+        user, _ = authentication.authenticate(request)
+
+    assert user == staff_user
+    assert len(queries) == 1  # the token with its user; knox's own also read all 21 tokens
+
+
+def test_expired_tokens_of_every_user_are_purged_and_live_ones_kept(staff_user, django_user_model):
+    from knox.models import AuthToken
+
+    from accounts.tokens import purge_expired_tokens
+
+    other = django_user_model.objects.create_user("other", "other@clinic.example", "other-pass-123")
+    for user in (staff_user, other):
+        AuthToken.objects.create(user)
+        AuthToken.objects.create(user, expiry=timezone.timedelta(seconds=-1))
+
+    assert purge_expired_tokens() == 2
+
+    assert AuthToken.objects.count() == 2
+    assert not AuthToken.objects.filter(expiry__lt=timezone.now()).exists()
+
+
+def test_the_token_purge_is_in_the_beat_schedule_and_registered():
+    from django.conf import settings
+
+    from config.celery import app as celery_app
+
+    celery_app.loader.import_default_modules()
+
+    assert [e for e in settings.CELERY_BEAT_SCHEDULE.values() if e["task"] == "accounts.purge_expired_tokens"]
+    assert "accounts.purge_expired_tokens" in celery_app.tasks
