@@ -11,8 +11,11 @@ class AppointmentConflict(Exception):
     """The appointment's state forbids the change (e.g. rescheduling a cancelled one)."""
 
 
-@transaction.atomic
+@transaction.atomic(savepoint=False)
 def book(*, patient, provider, starts_at, duration_minutes, location="", reason=""):
+    # Inside a transaction already (the view's allowance check, an Idempotency-Key's record), a
+    # booking joins it without a savepoint: no caller catches a failed booking to carry on (a
+    # reschedule's conflict is caught, so its savepoint stays), and it cost two round trips.
     appointment = Appointment.objects.create(
         patient=patient,
         provider=provider,
