@@ -100,15 +100,19 @@ class Bookings:
     per_s: float  # confirmations sent / (last sent - first request)
     latencies: list  # seconds from appointment created to SMS received by the stand-in
     rate: float | None  # bookings per second offered, or None: as fast as the clients go
+    cpu_ms: dict | None = None  # CPU milliseconds per booking answered, by process, when asked
+    busy_percent: float | None = None  # how busy the machine's cores were meanwhile
 
 
-def bookings(base_url, token, count, clients, standin, rate=None):
+def bookings(base_url, token, count, clients, standin, rate=None, pids=None):
     """Book one appointment for each of `count` new patients (email and SMS) through the API,
-    and wait until their booking confirmations have gone out."""
+    and wait until their booking confirmations have gone out. With the worker's and the web
+    server's pids, also count the CPU time each process spent, confirmations included."""
     patients = workload.patients(count)
     standin.reset()
     pace = f"at {rate:g}/s" if rate else f"by {clients} clients"
     progress(f"immediate path: {count:,} bookings {pace}")
+    meter = services.CpuMeter(*pids) if pids else None
     started = time.time()
     ids = BookingClient(base_url, token).book_all(patients, clients, rate)
     answered = time.time()
@@ -116,6 +120,7 @@ def bookings(base_url, token, count, clients, standin, rate=None):
     progress(f"immediate path: {len(ids):,} booked; waiting for their confirmations")
     wait_for(lambda: not confirmations.filter(status__in=UNFINISHED).exists(), DRAIN_TIMEOUT)
     sent = confirmations.filter(status=NotificationStatus.SENT).aggregate(n=Count("pk"), last=Max("sent_at"))
+    cpu_ms, busy_percent = meter.per(len(ids)) if meter and ids else (None, None)
     return Bookings(
         requested=count,
         booked=len(ids),
@@ -125,6 +130,8 @@ def bookings(base_url, token, count, clients, standin, rate=None):
         per_s=sent["n"] / (sent["last"].timestamp() - started) if sent["n"] else 0.0,
         latencies=sms_latencies(ids, standin),
         rate=rate,
+        cpu_ms=cpu_ms,
+        busy_percent=busy_percent,
     )
 
 
@@ -194,17 +201,14 @@ def sweep(rows, concurrency, channels=workload.CHANNELS, worker_pid=None):
     first, last = workload.due_reminders(appointments, rows, channels)
     due = Notification.objects.filter(pk__range=(first, last))
     progress(f"sweep: {rows:,} due {'/'.join(channels)} rows, {concurrency} sweep tasks a round")
-    cpu_before = services.cpu_seconds_by_process(worker_pid) if worker_pid else None
+    meter = services.CpuMeter(worker_pid) if worker_pid else None
     started = time.time()
     rounds = _sweep_until_done(due, concurrency)
     sent = due.filter(status=NotificationStatus.SENT).aggregate(n=Count("pk"), last=Max("sent_at"))
     per_s = sent["n"] / (sent["last"].timestamp() - started) if sent["n"] else 0.0
     result = Sweep(rows, sent["n"], per_s, rounds)
-    if worker_pid and sent["n"]:
-        used = {name: after - cpu_before[name] for name, after in services.cpu_seconds_by_process(worker_pid).items()}
-        total = used.pop("machine total")
-        result.cpu_ms = {name: seconds * 1000 / sent["n"] for name, seconds in used.items()}
-        result.busy_percent = 100 * used["machine busy"] / total
+    if meter and sent["n"]:
+        result.cpu_ms, result.busy_percent = meter.per(sent["n"])
     return result
 
 

@@ -35,7 +35,9 @@ The rows:
    confirmations sent divided by the time from the first request to the last `sent_at`; the
    ratio compares it with the baseline's consumed rate. Latency is the time from the
    appointment's `created_at` to the stand-in receiving its SMS. "Paced" books at a fixed rate
-   instead of as fast as the clients go.
+   instead of as fast as the clients go. The burst also gives the CPU time per booking
+   answered, by process as in row 3 plus gunicorn's, its confirmations' sending included (the
+   benchmark's process then also runs the HTTP clients).
 3. **Sweep**: due rows inserted directly, sent by `notifications.sweep_due` tasks on the
    worker (as many at once as its concurrency, enqueued again until nothing is due); rate from
    the first enqueue to the last `sent_at`. CPU time per notification sent, from `/proc`: the
@@ -141,13 +143,13 @@ def _rate_limit_rows(limits, options):
     ]
 
 
-def _cpu(sweep):
-    """CPU time per notification by process, and how busy the whole machine was meanwhile."""
-    by_process = {name: ms for name, ms in sweep.cpu_ms.items() if name != "machine busy"}
+def _cpu(result):
+    """CPU time per unit of work by process, and how busy the whole machine was meanwhile."""
+    by_process = {name: ms for name, ms in result.cpu_ms.items() if name != "machine busy"}
     parts = ", ".join(f"{name} {ms:.2f}" for name, ms in by_process.items())
     return (
-        f"{parts}; the whole machine {sweep.cpu_ms['machine busy']:.2f} ms, "
-        f"its {os.cpu_count()} cores {sweep.busy_percent:.0f} % busy"
+        f"{parts}; the whole machine {result.cpu_ms['machine busy']:.2f} ms, "
+        f"its {os.cpu_count()} cores {result.busy_percent:.0f} % busy"
     )
 
 
@@ -165,6 +167,7 @@ def _bookings_row(name, result, baseline, options):
             f"{result.per_s:,.0f} notifications/s ({result.per_s / baseline.consumed_per_s:.2f}× baseline){shortfall}; "
             f"SMS latency {_percentiles(result.latencies)}; bookings answered at {result.booked_per_s:,.1f}/s "
             f"({result.booked_per_s / baseline.consumed_per_s:.3f}× the no-ops consumed a second)"
+            + (f"; CPU ms per booking: {_cpu(result)}" if result.cpu_ms else "")
         ),
     )
 

@@ -21,9 +21,11 @@ def run(options):
         env = services.process_env(options.database_url, options.redis_url, standin)
         progress(f"starting the worker ({options.pool} × {options.concurrency}) and gunicorn")
         worker = stack.enter_context(services.worker(env, options.pool, options.concurrency))
-        base_url = stack.enter_context(services.web(env, options.web_workers))
+        base_url, web_pid = stack.enter_context(services.web(env, options.web_workers))
         baseline = measure.baseline(options.noops, options.redis_url, worker.pid)
-        burst = measure.bookings(base_url, token, options.bookings, options.clients, standin)
+        burst = measure.bookings(
+            base_url, token, options.bookings, options.clients, standin, pids=(worker.pid, web_pid)
+        )
         paced = measure.bookings(base_url, token, options.paced, options.clients, standin, rate=options.paced_rate)
         sweep = measure.sweep(options.sweep_rows, options.concurrency, worker_pid=worker.pid)
         peak_rss = services.peak_rss_bytes(worker.pid)

@@ -90,7 +90,8 @@ def twilio_standin():
 
 @contextlib.contextmanager
 def web(env, workers):
-    """gunicorn as deployed (sync workers) on a free loopback port; yields its base URL."""
+    """gunicorn as deployed (sync workers) on a free loopback port; yields its base URL and
+    the master's pid."""
     port = free_port()
     command = [
         sys.executable,
@@ -109,7 +110,7 @@ def web(env, workers):
     with subprocess_running("web", command, env) as process:
         base_url = f"http://127.0.0.1:{port}"
         wait_until(lambda: _healthy(base_url), process, "web")
-        yield base_url
+        yield base_url, process.pid
 
 
 @contextlib.contextmanager
@@ -199,11 +200,28 @@ def peak_rss_bytes(pid):
     return sum(_status_kib(p, "VmHWM") for p in [pid, *_descendants(pid)]) * 1024
 
 
-def cpu_seconds_by_process(worker_pid):
-    """CPU seconds (user + system) used so far by each part of the machine's work: the worker
-    and its pool's children, every PostgreSQL and Redis server process, and this process
-    (the stand-in Twilio server's threads and the benchmark's polling)."""
+class CpuMeter:
+    """CPU time by process between its start and `per(count)`: milliseconds per unit of work,
+    and how busy the machine's cores were meanwhile."""
+
+    def __init__(self, worker_pid, web_pid=None):
+        self.pids = (worker_pid, web_pid)
+        self.before = cpu_seconds_by_process(*self.pids)
+
+    def per(self, count):
+        after = cpu_seconds_by_process(*self.pids)
+        used = {name: seconds - self.before[name] for name, seconds in after.items()}
+        total = used.pop("machine total")
+        return {name: seconds * 1000 / count for name, seconds in used.items()}, 100 * used["machine busy"] / total
+
+
+def cpu_seconds_by_process(worker_pid, web_pid=None):
+    """CPU seconds (user + system) used so far by each part of the machine's work: the web
+    server's processes when given, the worker and its pool's children, every PostgreSQL and
+    Redis server process, and this process (the stand-in Twilio server's threads and the
+    benchmark's HTTP clients and polling)."""
     groups = {
+        **({"web": [web_pid, *_descendants(web_pid)]} if web_pid else {}),
         "worker": [worker_pid, *_descendants(worker_pid)],
         "PostgreSQL": [],
         "Redis": [],
