@@ -66,6 +66,7 @@ def deliver(notifications, next_batch=None):
     if next_batch is None:
         threads = max(1, min(threads, len(waiting)))
     current = _CurrentState(lookahead=threads)
+    current.offer(notifications)
     # The session's connections close after the pool's threads are done with them.
     with SendSession() as session, ThreadPoolExecutor(threads, thread_name_prefix="send") as pool:
         running, unwritten, oldest = set(), [], 0.0
@@ -75,7 +76,9 @@ def deliver(notifications, next_batch=None):
                     if unwritten:
                         # First: a row deferred back to the queue must be there for the claim.
                         counts.update(_write(unwritten))
-                    waiting.extend(_through_blips("claiming the next batch", next_batch, len(running)))
+                    claimed = _through_blips("claiming the next batch", next_batch, len(running))
+                    current.offer(claimed)
+                    waiting.extend(claimed)
                     next_batch = next_batch if waiting else None
                 if not (waiting or running):
                     break
@@ -115,6 +118,13 @@ class _CurrentState:
         self.lookahead = lookahead
         self.appointments = {}  # appointment id: (the appointment, when it was read)
 
+    def offer(self, claimed):
+        """Keep the appointments a claim read with its rows (models.Claimed), as of its read."""
+        read_at = getattr(claimed, "read_at", None)
+        for notification in claimed if read_at is not None else ():
+            if read_at > self.appointments.get(notification.appointment_id, (None, float("-inf")))[1]:
+                self.appointments[notification.appointment_id] = (notification.appointment, read_at)
+
     def take(self, waiting, count):
         """Take up to count rows off the queue, each with its appointment and patient as they
         are now. The rows leave the queue only once read: a read that fails leaves them there."""
@@ -134,6 +144,9 @@ class _CurrentState:
             if notification.appointment_id in self.appointments:
                 notification.appointment = self.appointments[notification.appointment_id][0]
                 notification.patient = notification.appointment.patient
+            elif Notification.appointment.is_cached(notification):
+                # Deleted since: not the claim's copy, but a look that finds it gone.
+                Notification.appointment.field.delete_cached_value(notification)
         return rows
 
 

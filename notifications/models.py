@@ -7,6 +7,7 @@ while the row still carries that token, so a worker whose lease expired cannot o
 outcome of the worker that took the row over.
 """
 
+import time
 import uuid
 from datetime import timedelta
 
@@ -79,6 +80,15 @@ DEAD = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
 RETRYING = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=False)
 
 
+class Claimed(list):
+    """The rows a claim won, each with its appointment and patient as they were at read_at
+    (time.monotonic(), taken before the read)."""
+
+    def __init__(self, rows=(), read_at=None):
+        super().__init__(rows)
+        self.read_at = read_at
+
+
 class NotificationQuerySet(models.QuerySet):
     def dead(self):
         """Failed for good (a permanent error, or attempts spent): nothing will send them."""
@@ -113,11 +123,12 @@ class NotificationQuerySet(models.QuerySet):
             updated_at=now,
         )
         if not claimed:
-            return []
+            return Claimed()
         # Read back through this queryset's own filter (its primary keys), not the token alone,
-        # which no index serves. Without the appointment and patient: the sender reads them
-        # again right before each send (delivery._CurrentState).
-        return list(self.filter(claim_token=token))
+        # which no index serves; with each row's appointment and patient, which serve a row
+        # handed out soon after (delivery._CurrentState) instead of a read of their own.
+        read_at = time.monotonic()
+        return Claimed(self.filter(claim_token=token).select_related("appointment__patient"), read_at=read_at)
 
     def withdraw(self):
         """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
