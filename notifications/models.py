@@ -128,7 +128,9 @@ class NotificationQuerySet(models.QuerySet):
         # which no index serves; with each row's appointment and patient, which serve a row
         # handed out soon after (delivery._CurrentState) instead of a read of their own.
         read_at = time.monotonic()
-        return Claimed(self.filter(claim_token=token).select_related("appointment__patient"), read_at=read_at)
+        rows = self.filter(claim_token=token).select_related("appointment__patient").order_by()
+        # Sorted here, oldest first as the sweep hands them out: an ORDER BY cost a tenth of the claim.
+        return Claimed(sorted(rows, key=lambda n: (n.scheduled_for, n.pk)), read_at=read_at)
 
     def withdraw(self):
         """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
