@@ -80,9 +80,13 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
         rows.extend(_reminder_rows(appointment, occurred_at, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
     Notification.objects.bulk_create(rows, ignore_conflicts=True)
-    due_now = Notification.objects.filter(
-        appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
-    ).values_list("id", flat=True)
+    due_now = (
+        Notification.objects.filter(
+            appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+        )
+        .order_by()
+        .values_list("id", flat=True)
+    )
     enqueue_on_commit(list(due_now))
 
 
