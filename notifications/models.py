@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from .backoff import retry_delay
 from .channels import CHANNELS
+from .claim_reads import claimed_rows
 
 
 class NotificationStatus(models.TextChoices):
@@ -124,12 +125,11 @@ class NotificationQuerySet(models.QuerySet):
         )
         if not claimed:
             return Claimed()
-        # Read back through this queryset's own filter (its primary keys), not the token alone,
-        # which no index serves; with each row's appointment and patient, which serve a row
-        # handed out soon after (delivery._CurrentState) instead of a read of their own.
+        # Read back with each row's appointment and patient, which serve a row handed out soon
+        # after (delivery._CurrentState) instead of a read of their own.
         read_at = time.monotonic()
-        rows = self.filter(claim_token=token).select_related("appointment__patient").order_by()
-        # Sorted here, oldest first as the sweep hands them out: an ORDER BY cost a tenth of the claim.
+        rows = claimed_rows(self.model, token, now, self.db)
+        # Oldest first, as the sweep hands them out.
         return Claimed(sorted(rows, key=lambda n: (n.scheduled_for, n.pk)), read_at=read_at)
 
     def withdraw(self):
