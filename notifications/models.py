@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .backoff import retry_delay
 from .channels import CHANNELS
-from .claim_reads import claimed_rows
+from .raw_sql import claimed_rows
 
 
 class NotificationStatus(models.TextChoices):

@@ -10,6 +10,7 @@ from .channels import TEXT_CHANNELS, address_for
 from .dispatch import enqueue_on_commit
 from .models import Channel, Notification, NotificationKind, NotificationStatus
 from .quiet_hours import adjust_reminders
+from .raw_sql import insert_ignoring_conflicts
 
 
 def snapshot(appointment, previous_starts_at=None):
@@ -79,7 +80,7 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
-    Notification.objects.bulk_create(rows, ignore_conflicts=True)
+    insert_ignoring_conflicts(rows)
     due_now = (
         Notification.objects.filter(
             appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING

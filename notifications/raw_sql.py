@@ -1,10 +1,30 @@
-"""The read-back of a claim, in raw SQL: built by the ORM (a select_related of three tables), it
-cost more CPU than the claim's UPDATE (docs/PERFORMANCE.md). The rows come back as the ORM
-would build them: each field through its converters, the appointment and its patient attached."""
+"""Statements of the hot paths in raw SQL, where the ORM's building of them cost more CPU than
+the work they served (docs/PERFORMANCE.md): a claim's read-back and a booking's planned rows.
+(An outcome write's statements are beside record_outcomes, in models.py.)"""
 
 import functools
 
-from django.db import connections
+from django.db import connections, router
+
+
+def insert_ignoring_conflicts(instances):
+    """INSERT these new instances of one model, skipping those a unique constraint refuses, as
+    one executemany (pipelined on PostgreSQL); no ids are read back. bulk_create sends several
+    rows to PostgreSQL as arrays (UNNEST), and quoting a JSON value inside an array cost more
+    than the rest of a booking's planning."""
+    if not instances:
+        return
+    model = type(instances[0])
+    connection = connections[router.db_for_write(model)]
+    fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    quote = connection.ops.quote_name
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
+        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+    )
+    rows = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in instances]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def claimed_rows(model, token, claimed_at, using):
