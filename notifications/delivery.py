@@ -111,8 +111,9 @@ def deliver(notifications, next_batch=None):
 class _CurrentState:
     """The appointments, with their patients, of the rows next in line, read again right before
     their hand-out (a row claimed minutes ago may have been cancelled since). A read takes the
-    rows about to be handed out and the `lookahead` next, and serves each of them for
-    CURRENT_STATE_MAX_AGE: a row is read again only when its read is older than that."""
+    rows about to be handed out and the `lookahead` next (a claim's own read of its rows counts
+    as one), and serves each of them for CURRENT_STATE_MAX_AGE: a row is read again only when
+    its read is older than that."""
 
     def __init__(self, lookahead):
         self.lookahead = lookahead
@@ -145,7 +146,7 @@ class _CurrentState:
                 notification.appointment = self.appointments[notification.appointment_id][0]
                 notification.patient = notification.appointment.patient
             elif Notification.appointment.is_cached(notification):
-                # Deleted since: not the claim's copy, but a look that finds it gone.
+                # Deleted since the claim read it: the send must find it gone, not use that copy.
                 Notification.appointment.field.delete_cached_value(notification)
         return rows
 
