@@ -1,0 +1,162 @@
+"""python -m bench.booking: CPU of the immediate path's two halves, in process, on PostgreSQL.
+
+- The request: a staff booking through Django's request handler (the test client, no socket):
+  the token's check, validation, the appointment, its planned rows and the publish of its send
+  task to Redis on commit.
+- The task: the send task's body for that booking's two confirmations
+  (delivery.send_notifications): the claim, the sends (email to Django's locmem backend, SMS
+  through the real twilio client to the stand-in, which runs in the benchmark's process), and
+  the outcome write.
+
+Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
+side's number appended), migrated by its own tree; `--baseline DIR` adds an earlier tree (`git
+archive COMMIT | tar -x -C DIR`), run round by round beside this one. Medians of the rounds,
+and each side's ratio to this tree's. Nothing is asserted."""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CHILD = "--child"
+
+
+def main(argv):
+    options = _parse(argv)
+    os.environ.update(DJANGO_SETTINGS_MODULE="config.settings", LOG_LEVEL="WARNING")
+    import django
+
+    django.setup()
+    from bench import report, services
+    from bench.options import DEFAULT_DATABASE_URL, DEFAULT_REDIS_URL, command_line
+
+    sides = [("this tree", ROOT), *((Path(path).name, Path(path).resolve()) for path in options.baseline)]
+    database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
+    results = {name: [] for name, _ in sides}
+    with services.twilio_standin() as standin:
+        for round_number in range(1, options.rounds + 1):
+            for number, (name, tree) in enumerate(sides):
+                env = services.process_env(f"{database_url}_booking{number}", redis_url, standin)
+                command = [sys.executable, str(Path(__file__).resolve()), CHILD, str(options.bookings)]
+                answer = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
+                if answer.returncode:
+                    sys.exit(f"{name}: {answer.stderr.strip().splitlines()[-1] if answer.stderr else 'failed'}")
+                results[name].append(json.loads(answer.stdout.strip().splitlines()[-1]))
+                print(f"round {round_number}, {name}: {results[name][-1]}", file=sys.stderr, flush=True)
+    table = _table(results, sides[0][0])
+    print(table)
+    if options.section:
+        heading = f"- Command: `{command_line(argv, 'bench.booking')}`\n- Machine load average (1 min) at the end: "
+        report.write(options.output, options.section, f"{heading}{os.getloadavg()[0]:.1f}\n\n{table}")
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser(prog="python -m bench.booking", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bookings", type=int, default=300, help="bookings a side makes a round (default 300)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds, every side once a round (default 3)")
+    parser.add_argument("--baseline", metavar="DIR", action="append", default=[], help="an earlier tree (repeatable)")
+    parser.add_argument("--output", type=Path, default=ROOT / "docs" / "PERFORMANCE.md", help="the Markdown file")
+    parser.add_argument("--section", help="the section of the output the table goes in (none: print only)")
+    options = parser.parse_args(argv)
+    if options.bookings < 1 or options.rounds < 1:
+        parser.error("--bookings and --rounds must be positive")
+    return options
+
+
+def _table(results, reference):
+    medians = {
+        name: {half: statistics.median(run[half] for run in runs) for half in ("request_ms", "task_ms")}
+        for name, runs in results.items()
+    }
+    lines = [
+        "| Side | CPU ms a booking request | ÷ this tree | CPU ms a booking's send task | ÷ this tree |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for name, median in medians.items():
+        ratios = [median[half] / medians[reference][half] for half in ("request_ms", "task_ms")]
+        lines.append(
+            f"| {name} | {median['request_ms']:.2f} | {ratios[0]:.2f}× | {median['task_ms']:.2f} | {ratios[1]:.2f}× |"
+        )
+    return "\n".join(lines)
+
+
+def child(bookings):
+    """One side's round, in its own tree (the working directory): book, then send, and print
+    the CPU milliseconds of each half per booking as one line of JSON."""
+    sys.path[0] = os.getcwd()  # the side's tree, not bench/ (whose tasks.py would hide the project's tasks/)
+    import django
+    import psycopg
+    import redis
+
+    django.setup()
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.test import Client
+    from django.utils import timezone
+
+    from appointments.models import Appointment
+    from bench import workload
+    from notifications import delivery
+    from notifications.models import Notification
+
+    database = settings.DATABASES["default"]
+    server_address = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"]}
+    with psycopg.connect(**server_address, dbname="postgres", autocommit=True) as server:
+        if not server.execute("SELECT 1 FROM pg_database WHERE datname = %s", [database["NAME"]]).fetchone():
+            server.execute(f'CREATE DATABASE "{database["NAME"]}"')
+    call_command("migrate", interactive=False, verbosity=0)
+    workload.reset()
+    token = workload.staff_token()
+    patients = workload.patients(bookings + 20)
+    client = Client(HTTP_AUTHORIZATION=f"Token {token}")
+    starts_at = (timezone.now() + timedelta(days=7)).isoformat()
+
+    def book(patient):
+        body = {
+            "patient": patient.pk,
+            "provider": "Dr. Bench",
+            "starts_at": starts_at,
+            "duration_minutes": 30,
+            "location": "Room 1",
+            "reason": "Benchmark",
+        }
+        answer = client.post("/api/appointments/", body, content_type="application/json")
+        if answer.status_code != 201:
+            raise SystemExit(f"booking answered {answer.status_code}: {answer.content[:200]!r}")
+        return answer.json()["id"]
+
+    def confirmations(appointment_id):
+        rows = Notification.objects.filter(appointment_id=appointment_id, kind="booking_confirmation")
+        return list(rows.values_list("id", flat=True))
+
+    warm_up, measured = patients[:20], patients[20:]
+    for patient in warm_up:
+        delivery.send_notifications(confirmations(book(patient)))
+    started = time.process_time()
+    booked = [book(patient) for patient in measured]
+    request_ms = (time.process_time() - started) * 1000 / bookings
+    groups = [confirmations(pk) for pk in booked]
+    started = time.process_time()
+    for ids in groups:
+        delivery.send_notifications(ids)
+    task_ms = (time.process_time() - started) * 1000 / bookings
+    sent = Notification.objects.filter(appointment__in=Appointment.objects.filter(pk__in=booked), status="sent")
+    if sent.count() != 2 * bookings:
+        raise SystemExit(f"only {sent.count()} of {2 * bookings} confirmations were sent")
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # the send tasks the bookings published
+    print(json.dumps({"request_ms": round(request_ms, 3), "task_ms": round(task_ms, 3)}))
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == [CHILD]:
+        child(int(sys.argv[2]))
+    else:
+        main(sys.argv[1:])
