@@ -128,7 +128,7 @@ class NotificationQuerySet(models.QuerySet):
         # Read back with each row's appointment and patient, which serve a row handed out soon
         # after (delivery._CurrentState) instead of a read of their own.
         read_at = time.monotonic()
-        rows = claimed_rows(self.model, token, now, self.db)
+        rows = claimed_rows(self.model, token, now, NotificationStatus.SENDING.value, self.db)
         # Oldest first, as the sweep hands them out.
         return Claimed(sorted(rows, key=lambda n: (n.scheduled_for, n.pk)), read_at=read_at)
 

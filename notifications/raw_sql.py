@@ -27,13 +27,13 @@ def insert_ignoring_conflicts(instances):
         cursor.executemany(sql, rows)
 
 
-def claimed_rows(model, token, claimed_at, using):
-    """The rows the claim with this token holds, each with its appointment and the appointment's
-    patient. Found through the partial index of rows in flight (status and claimed_at: the
-    status is written into the statement, so SQLite too sees that the index serves it)."""
+def claimed_rows(model, token, claimed_at, status, using):
+    """The rows the claim with this token holds (in this status, claimed at claimed_at), each with
+    its appointment and the appointment's patient. Found through the partial index of rows in
+    flight: the status is written into the statement, so SQLite too sees that the index serves it."""
     connection = connections[using]
     readers = _readers(model, using)
-    sql = _select(model, using)
+    sql = _select(model, using, status)
     fields = model._meta
     params = [
         fields.get_field("claimed_at").get_db_prep_value(claimed_at, connection),
@@ -57,15 +57,22 @@ def _tables(model):
 
 
 @functools.cache
-def _select(model, using):
+def _select(model, using, status):
     quote = connections[using].ops.quote_name
-    (_, _), (appointment, _), (patient, _) = tables = _tables(model)
+    tables = _tables(model)
+    (_, _), (appointment, _), (patient, _) = tables
     columns = ", ".join(f"{alias}.{quote(f.column)}" for m, alias in tables for f in m._meta.concrete_fields)
+
+    def column(model, name):
+        return quote(model._meta.get_field(name).column)
+
     return (
         f"SELECT {columns} FROM {quote(model._meta.db_table)} t0 "
-        f"INNER JOIN {quote(appointment._meta.db_table)} t1 ON t1.{quote('id')} = t0.{quote('appointment_id')} "
-        f"INNER JOIN {quote(patient._meta.db_table)} t2 ON t2.{quote('id')} = t1.{quote('patient_id')} "
-        f"WHERE t0.{quote('status')} = 'sending' AND t0.{quote('claimed_at')} = %s AND t0.{quote('claim_token')} = %s"
+        f"INNER JOIN {quote(appointment._meta.db_table)} t1 "
+        f"ON t1.{column(appointment, 'id')} = t0.{column(model, 'appointment')} "
+        f"INNER JOIN {quote(patient._meta.db_table)} t2 ON t2.{column(patient, 'id')} = t1.{column(appointment, 'patient')} "
+        f"WHERE t0.{column(model, 'status')} = '{status}' "
+        f"AND t0.{column(model, 'claimed_at')} = %s AND t0.{column(model, 'claim_token')} = %s"
     )
 
 
