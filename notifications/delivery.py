@@ -36,9 +36,6 @@ OUTCOME_WRITE_WINDOW = 0.05
 CURRENT_STATE_MAX_AGE = 0.05
 # Seconds between the tries of an outcome write, or a claim, the database refused: a blip, not an outage.
 WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
-# How far back an event's send task looks for other rows that fell due, to send them with its
-# own: other events' notices, whose own tasks wait in the queue behind it, not a backlog.
-FRESH_SECONDS = 10
 
 
 def send_notification(notification_id):
@@ -50,22 +47,6 @@ def send_notification(notification_id):
 def send_notifications(notification_ids):
     """Send the due rows among these ids that nobody else holds (one claim for them all)."""
     return deliver(Notification.objects.filter(pk__in=notification_ids).claim())
-
-
-def send_event_notifications(notification_ids, time_limit=None):
-    """An event's send task: its rows, as send_notifications, then on the same threads the
-    pending rows that fell due in the last FRESH_SECONDS, up to a sweep batch of them. In a
-    burst of bookings one task sends several bookings' notices and the tasks queued behind it
-    find theirs sent, instead of each paying for a task and a batch of its own two rows."""
-    own = Notification.objects.filter(pk__in=notification_ids).claim()
-    if not own:
-        return Counter()
-    fresh = _batches(
-        lambda limit: claim_due_batch(limit, include_failed=False, fresh=True),
-        max_rows=settings.NOTIFICATIONS_SWEEP_BATCH_SIZE,
-        time_limit=time_limit,
-    )
-    return deliver(own, fresh)
 
 
 def deliver(notifications, next_batch=None):
@@ -303,18 +284,17 @@ def reclaim_expired_leases():
     return {"returned": returned, "dead": len(dead_ids)}
 
 
-def claim_due_batch(limit, include_failed=True, fresh=False):
-    """Claim up to `limit` due rows, oldest first (with fresh, only rows that fell due in the
-    last FRESH_SECONDS). On PostgreSQL, SKIP LOCKED lets racing sweepers take disjoint batches
-    instead of queueing on each other's rows; the claim's conditional UPDATE is what guarantees
-    one winner per row on every database."""
+def claim_due_batch(limit, include_failed=True):
+    """Claim up to `limit` due rows, oldest first. On PostgreSQL, SKIP LOCKED lets racing
+    sweepers take disjoint batches instead of queueing on each other's rows; the claim's
+    conditional UPDATE is what guarantees one winner per row on every database."""
     now = timezone.now()
-    due = Notification.objects.due(now, include_failed)
-    if fresh:
-        due = due.filter(scheduled_for__gt=now - timedelta(seconds=FRESH_SECONDS))
     with transaction.atomic():
         candidates = list(
-            due.order_by("scheduled_for", "id").select_for_update(skip_locked=True).values_list("id", flat=True)[:limit]
+            Notification.objects.due(now, include_failed)
+            .order_by("scheduled_for", "id")
+            .select_for_update(skip_locked=True)
+            .values_list("id", flat=True)[:limit]
         )
         if not candidates:
             return []
@@ -338,17 +318,6 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
     (a thread still busy with a send of the batch before has a round less). Each batch is
     claimed as the one before is all handed out, and goes on the same threads."""
     report = SweepReport()
-    next_batch = _batches(lambda limit: claim_due_batch(limit, include_failed), max_rows, time_limit)
-    first = next_batch()
-    if first:
-        report.outcomes.update(deliver(first, next_batch))
-    report.left = Notification.objects.due(timezone.now(), include_failed).count()
-    return report
-
-
-def _batches(claim, max_rows=None, time_limit=None):
-    """A deliver()'s next_batch: claim(limit) of up to a sweep batch at a time, until max_rows
-    were claimed, none that could finish within time_limit seconds of now is left to claim."""
     started = time.monotonic()
     handled = 0
 
@@ -360,11 +329,15 @@ def _batches(claim, max_rows=None, time_limit=None):
         if time_limit is not None:
             rounds = int((time_limit - (time.monotonic() - started)) // longest_send())
             limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * rounds - in_flight)
-        batch = claim(limit) if limit > 0 else []
+        batch = claim_due_batch(limit, include_failed) if limit > 0 else []
         handled += len(batch)
         return batch
 
-    return next_batch
+    first = next_batch()
+    if first:
+        report.outcomes.update(deliver(first, next_batch))
+    report.left = Notification.objects.due(timezone.now(), include_failed).count()
+    return report
 
 
 def longest_send():
