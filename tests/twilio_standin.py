@@ -62,6 +62,14 @@ class RecordedRequest:
         return self.form.get("Body", "")
 
 
+class _Server(ThreadingHTTPServer):
+    # Twilio takes a burst of connections at once; socketserver's backlog of 5 refused some of a
+    # worker's concurrent sends (its processes' send threads), with connect timeouts and resets
+    # that no real Twilio gives.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class TwilioStandIn:
     """Answers per recipient: a queued script entry first, then the magic numbers, then 201.
 
@@ -91,8 +99,7 @@ class TwilioStandIn:
         self.whatsapp_sessions = {}  # whatsapp:+number -> when it last wrote to us
         self.sms_opted_out = set()  # (patient's number, our number) after STOP
         self._status_callbacks = {}  # MessageSid -> its StatusCallback URL
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
         self._thread.start()
 
