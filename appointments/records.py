@@ -19,7 +19,7 @@ class RecordName(serializers.CharField):
         name = super().to_internal_value(data)
         if not name:
             return name
-        # Names are unique in any case: no ORDER BY to choose among matches (it was a tenth of a booking's query).
+        # Names are unique in any case, so no ORDER BY (compiling one cost CPU for nothing).
         kept = self.model.objects.filter(name__iexact=name).order_by().values_list("name", flat=True)[:1]
         if not kept:
             plural = self.model._meta.verbose_name_plural
