@@ -123,7 +123,8 @@ class _CurrentState:
         """Keep the appointments a claim read with its rows (models.Claimed), as of its read."""
         read_at = getattr(claimed, "read_at", None)
         for notification in claimed if read_at is not None else ():
-            if read_at > self.appointments.get(notification.appointment_id, (None, float("-inf")))[1]:
+            known = self.appointments.get(notification.appointment_id)
+            if known is None or known[1] < read_at:
                 self.appointments[notification.appointment_id] = (notification.appointment, read_at)
 
     def take(self, waiting, count):
@@ -135,10 +136,16 @@ class _CurrentState:
         self.appointments = {
             pk: read for pk, read in self.appointments.items() if now - read[1] <= CURRENT_STATE_MAX_AGE
         }
-        if any(n.appointment_id not in self.appointments for n in rows):
-            next_in_line = islice(waiting, len(rows) + self.lookahead)
-            stale = {n.appointment_id for n in next_in_line if n.appointment_id not in self.appointments}
-            for pk, appointment in Appointment.objects.select_related("patient").in_bulk(stale).items():
+        handed_out = {n.appointment_id for n in rows}
+        if not handed_out <= self.appointments.keys():
+            # All the rows handed out now are read again, the fresh ones too (a kept read would
+            # age by the query's time), with the stale ones of the lookahead.
+            next_in_line = islice(waiting, len(rows), len(rows) + self.lookahead)
+            wanted = handed_out | {n.appointment_id for n in next_in_line if n.appointment_id not in self.appointments}
+            read = Appointment.objects.select_related("patient").in_bulk(wanted)
+            for pk in wanted:
+                self.appointments.pop(pk, None)  # gone since: its earlier read must not serve
+            for pk, appointment in read.items():
                 self.appointments[pk] = (appointment, now)
         for notification in rows:
             waiting.popleft()

@@ -28,7 +28,7 @@ def enqueue(notification_ids):
     """Publish one send_notifications task for these rows, or leave them to the sweep."""
     # Connections stay in kombu's pool between publishes, since connecting per publish cost as
     # much as the booking itself (docs/PERFORMANCE.md); a failed one is dropped, not put back.
-    broker = _broker(current_app._get_current_object(), current_app.conf.broker_url)
+    broker = _broker(current_app._get_current_object(), current_app.conf.broker_write_url)
     try:
         with pools.connections[broker].acquire(block=True) as connection:
             current_app.send_task(SEND_NOTIFICATIONS, args=(notification_ids,), connection=connection, retry=False)
@@ -39,6 +39,7 @@ def enqueue(notification_ids):
 
 @functools.lru_cache(maxsize=8)
 def _broker(app, url):
-    """The broker's connection settings, made once per app and URL (making them cost a fifth of a
+    """The connection settings for publishing to the broker at url (broker_write_url, which is
+    broker_url unless set apart), made once per app and URL (making them cost a fifth of a
     publish); the connections themselves are kombu's pool's."""
     return app.connection_for_write(url, transport_options=ONE_TRY)

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .backoff import retry_delay
 from .channels import CHANNELS
-from .raw_sql import claimed_rows
+from .raw_sql import claimed_rows, insert
 
 
 class NotificationStatus(models.TextChoices):
@@ -414,18 +414,12 @@ def _update_each(columns, outcomes):
 
 
 def _insert_attempts(outcomes):
-    """The history rows of these attempts, as one executemany (no ids read back)."""
+    """The history rows of these attempts."""
     if not outcomes:
         return
     fields = [NotificationAttempt._meta.get_field(name) for name in _ATTEMPT_FIELDS]
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(NotificationAttempt._meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})"
-    )
-    rows = []
-    for o in outcomes:
-        values = (
+    rows = [
+        (
             o.notification.pk,
             o.notification.attempts,
             o.notification.claimed_at,
@@ -435,9 +429,9 @@ def _insert_attempts(outcomes):
             o.fields["error_code"],
             o.fields.get("provider_message_id", ""),
         )
-        rows.append([field.get_db_prep_save(value, connection) for field, value in zip(fields, values, strict=True)])
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        for o in outcomes
+    ]
+    insert(NotificationAttempt, fields, rows)
 
 
 _ATTEMPT_FIELDS = (

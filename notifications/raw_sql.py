@@ -1,6 +1,7 @@
 """Statements of the hot paths in raw SQL, where the ORM's building of them cost more CPU than
-the work they served (docs/PERFORMANCE.md): a claim's read-back and a booking's planned rows.
-(An outcome write's statements are beside record_outcomes, in models.py.)"""
+the work they served (docs/PERFORMANCE.md): a claim's read-back, a booking's planned rows and an
+outcome write's attempt rows. (The outcome write's other statements are beside
+record_outcomes, in models.py.)"""
 
 import functools
 
@@ -8,23 +9,31 @@ from django.db import connections, router
 
 
 def insert_ignoring_conflicts(instances):
-    """INSERT these new instances of one model, skipping those a unique constraint refuses, as
-    one executemany (pipelined on PostgreSQL); no ids are read back. bulk_create sends several
-    rows to PostgreSQL as arrays (UNNEST), and quoting a JSON value inside an array cost more
-    than the rest of a booking's planning."""
+    """INSERT these new instances of one model, skipping those a unique constraint refuses.
+    (bulk_create sends several rows to PostgreSQL as arrays, UNNEST, and quoting a JSON value
+    inside an array cost more than the rest of a booking's planning.)"""
     if not instances:
         return
     model = type(instances[0])
-    connection = connections[router.db_for_write(model)]
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
+    insert(model, fields, [[field.pre_save(obj, True) for field in fields] for obj in instances], True)
+
+
+def insert(model, fields, rows, ignore_conflicts=False):
+    """INSERT rows of one model (each the values of these fields) as one executemany, pipelined
+    on PostgreSQL; no ids are read back. With ignore_conflicts, a row a unique constraint
+    refuses is skipped."""
+    connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
     sql = (
         f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) ON CONFLICT DO NOTHING"
+        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
     )
-    rows = [[field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields] for obj in instances]
+    prepared = [
+        [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)] for row in rows
+    ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
+        cursor.executemany(sql, prepared)
 
 
 def claimed_rows(model, token, claimed_at, status, using):
