@@ -80,14 +80,18 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
-    insert_ignoring_conflicts(rows)
-    due_now = (
-        Notification.objects.filter(
-            appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+    inserted = insert_ignoring_conflicts(rows, returning=("id", "kind", "status"))
+    if len(inserted) == len(rows):
+        due_now = [pk for pk, kind, status in inserted if kind == notice_kind and status == NotificationStatus.PENDING]
+    else:
+        # A replay: the notice it would send may be a row the first planning made.
+        due_now = (
+            Notification.objects.filter(
+                appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+            )
+            .order_by()
+            .values_list("id", flat=True)
         )
-        .order_by()
-        .values_list("id", flat=True)
-    )
     enqueue_on_commit(list(due_now))
 
 

@@ -8,32 +8,46 @@ import functools
 from django.db import connections, router
 
 
-def insert_ignoring_conflicts(instances):
-    """INSERT these new instances of one model, skipping those a unique constraint refuses.
-    (bulk_create sends several rows to PostgreSQL as arrays, UNNEST, and quoting a JSON value
-    inside an array cost more than the rest of a booking's planning.)"""
+def insert_ignoring_conflicts(instances, returning=()):
+    """INSERT these new instances of one model, skipping those a unique constraint refuses, and
+    return the `returning` columns of the rows inserted. (bulk_create sends several rows to
+    PostgreSQL as arrays, UNNEST, and quoting a JSON value inside an array cost more than the
+    rest of a booking's planning.)"""
     if not instances:
-        return
+        return []
     model = type(instances[0])
     fields = [field for field in model._meta.concrete_fields if not field.primary_key]
-    insert(model, fields, [[field.pre_save(obj, True) for field in fields] for obj in instances], True)
+    rows = [[field.pre_save(obj, True) for field in fields] for obj in instances]
+    return insert(model, fields, rows, ignore_conflicts=True, returning=returning)
 
 
-def insert(model, fields, rows, ignore_conflicts=False):
-    """INSERT rows of one model (each the values of these fields) as one executemany, pipelined
-    on PostgreSQL; no ids are read back. With ignore_conflicts, a row a unique constraint
-    refuses is skipped."""
+# Rows one statement carries at most: PostgreSQL binds up to 65,535 parameters, SQLite 32,766.
+MAX_PARAMETERS = 30_000
+
+
+def insert(model, fields, rows, ignore_conflicts=False, returning=()):
+    """INSERT rows of one model (each the values of these fields) as one multi-row statement (a
+    statement a row cost the database a parse and a plan each); with ignore_conflicts, a row a
+    unique constraint refuses is skipped. Returns the `returning` columns of the rows inserted."""
     connection = connections[router.db_for_write(model)]
     quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))})" + (" ON CONFLICT DO NOTHING" if ignore_conflicts else "")
+    head = f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) VALUES "
+    tail = (" ON CONFLICT DO NOTHING" if ignore_conflicts else "") + (
+        f" RETURNING {', '.join(quote(model._meta.get_field(name).column) for name in returning)}" if returning else ""
     )
+    placeholders = f"({', '.join(['%s'] * len(fields))})"
     prepared = [
         [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)] for row in rows
     ]
+    inserted = []
+    per_statement = max(1, MAX_PARAMETERS // len(fields))
     with connection.cursor() as cursor:
-        cursor.executemany(sql, prepared)
+        for start in range(0, len(prepared), per_statement):
+            chunk = prepared[start : start + per_statement]
+            cursor.execute(head + ", ".join([placeholders] * len(chunk)) + tail, [v for row in chunk for v in row])
+            if returning:
+                inserted += cursor.fetchall()
+    return inserted
 
 
 def claimed_rows(model, token, claimed_at, status, using):

@@ -11,12 +11,14 @@ Every test that needs Redis (it asks for `redis_url` or `celery_worker`) and eve
 tests/reliability is marked `worker`; `-m "not worker"` is the fast tier."""
 
 import importlib
+import json
 import os
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from celery.app.defaults import DEFAULTS
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
@@ -259,3 +261,19 @@ def patient_client(make_patient):
     client = token_client(patient.user)
     client.patient = patient
     return client
+
+
+@pytest.fixture
+def broker_server(redis_url):
+    """A client of the tests' Redis of its own, to read the server's counters and drop its
+    other clients; the queue is emptied before and after."""
+    project_app.control.purge()
+    server = redis.Redis.from_url(redis_url)
+    yield server
+    project_app.control.purge()
+    server.close()
+
+
+def queued_ids(server):
+    """The argument of each task waiting in the default queue, as Celery shows it: "([1, 2],)"."""
+    return [json.loads(message)["headers"]["argsrepr"] for message in server.lrange("celery", 0, -1)]

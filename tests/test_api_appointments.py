@@ -1,7 +1,6 @@
 """POST /api/appointments/ and an appointment's notifications: who may book, what is refused,
 what a booking sends, and that a booking survives a broker that is down or hangs."""
 
-import json
 import logging
 import socket
 import threading
@@ -10,7 +9,6 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-import redis
 from django.conf import settings
 from django.core import mail
 from django.utils import timezone
@@ -20,7 +18,7 @@ from appointments.models import Appointment
 from config.celery import app as celery_app
 from notifications import dispatch
 from notifications.models import Notification
-from tests.conftest import settled
+from tests.conftest import queued_ids, settled
 
 # Bookings name providers and locations that staff keep.
 pytestmark = pytest.mark.usefixtures("clinic")
@@ -343,21 +341,6 @@ def test_booking_succeeds_within_the_socket_timeouts_when_the_broker_hangs(
 
 
 # Publishing keeps its broker connection between bookings, and gets over one the broker dropped
-
-
-@pytest.fixture
-def broker_server(redis_url):
-    """A client of the tests' Redis of its own, to read the server's counters and drop its
-    other clients; the queue is emptied before and after."""
-    celery_app.control.purge()
-    server = redis.Redis.from_url(redis_url)
-    yield server
-    celery_app.control.purge()
-    server.close()
-
-
-def queued_ids(server):
-    return [json.loads(message)["headers"]["argsrepr"] for message in server.lrange("celery", 0, -1)]
 
 
 def test_publishes_share_one_broker_connection(broker_server):

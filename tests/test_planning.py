@@ -1,7 +1,9 @@
 """Which rows a booking plans: confirmations, reminders per the configured schedule, skipped rows
-with their reasons, and idempotent replays. No worker: planning is what is under test, and the
-rows stay where planning put them (on_commit never fires inside the test's transaction)."""
+with their reasons, idempotent replays, and the send task an event publishes (read from the
+broker). No worker: planning is what is under test, and the rows stay where planning put them
+(on_commit fires inside the test's transaction only where a test runs its callbacks)."""
 
+import ast
 from datetime import timedelta
 
 import pytest
@@ -10,8 +12,10 @@ from django.utils import timezone
 
 from appointments.models import Appointment
 from appointments.signals import appointment_booked
+from notifications import raw_sql
 from notifications.delivery import send_notification
 from notifications.models import Notification
+from tests.conftest import queued_ids
 
 ALL_CHANNELS = ["email", "sms", "whatsapp", "in_app"]
 
@@ -169,3 +173,45 @@ def test_direct_duplicate_insert_is_refused_by_notification_planned_once(book):
         original.scheduled_for,
         original.scheduled_for + timedelta(minutes=1),
     ]
+
+
+def published(server):
+    """The ids each send task waiting in the broker names, one set a task."""
+    return [set(ast.literal_eval(args)[0]) for args in queued_ids(server)]
+
+
+def test_a_booking_publishes_one_send_task_for_its_confirmations(
+    book, make_patient, broker_server, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment = book(make_patient(channels=["email", "sms"]))
+
+    confirmations = Notification.objects.filter(appointment=appointment, kind="booking_confirmation")
+    assert published(broker_server) == [set(confirmations.values_list("pk", flat=True))]
+    assert confirmations.count() == 2
+
+
+def test_a_replayed_booking_event_publishes_its_pending_confirmations_again(
+    book, make_patient, broker_server, django_capture_on_commit_callbacks
+):
+    appointment = book(make_patient(channels=["email", "sms"]))
+    confirmations = Notification.objects.filter(appointment=appointment, kind="booking_confirmation")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment_booked.send(Appointment, appointment=appointment, occurred_at=appointment.created_at)
+
+    assert published(broker_server) == [set(confirmations.values_list("pk", flat=True))]
+    assert Notification.objects.filter(appointment=appointment).count() == 5
+
+
+def test_rows_too_many_for_one_statement_are_all_planned(
+    book, make_patient, monkeypatch, broker_server, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(raw_sql, "MAX_PARAMETERS", 60)  # two rows a statement, of 27 columns each
+
+    with django_capture_on_commit_callbacks(execute=True):
+        appointment = book(make_patient(channels=ALL_CHANNELS))
+
+    assert Notification.objects.filter(appointment=appointment).count() == 10
+    confirmations = Notification.objects.filter(appointment=appointment, kind="booking_confirmation")
+    assert published(broker_server) == [set(confirmations.filter(status="pending").values_list("pk", flat=True))]

@@ -11,7 +11,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
-from notifications import delivery
+from notifications import delivery, models, raw_sql
 from notifications.models import Notification
 from tasks.maintenance import sweep_due_notifications
 from tests.conftest import settled, wait_for
@@ -75,6 +75,20 @@ def test_sweep_leaves_a_reminder_that_is_not_yet_due(db, book, make_patient, twi
     assert report.outcomes["sent"] == 1  # the booking confirmation, due at once
     assert set(appointment.notifications.filter(kind="reminder").values_list("status", flat=True)) == {"pending"}
     assert reminders_to(twilio, patient.phone) == []
+
+
+def test_outcomes_too_many_for_one_statement_are_all_written(db, monkeypatch, book, make_patient, twilio):
+    # Two rows a statement (a sent row's UPDATE carries 11 values, its attempt 8): several of each.
+    monkeypatch.setattr(models, "MAX_PARAMETERS", 2 * 11)
+    monkeypatch.setattr(raw_sql, "MAX_PARAMETERS", 2 * 8)
+    appointments = [book(make_patient(channels=["sms"], phone=f"+1415555{n:04d}")) for n in range(5)]
+    confirmations = Notification.objects.filter(appointment__in=appointments, kind="booking_confirmation")
+
+    report = delivery.sweep()
+
+    assert report.outcomes["sent"] == 5
+    assert sorted(confirmations.values_list("status", "attempt_log__outcome")) == [("sent", "sent")] * 5
+    assert all(row.rendered_text and row.provider_message_id for row in confirmations)
 
 
 def book_race_rows(book, make_patient):
