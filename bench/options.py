@@ -20,6 +20,7 @@ SIZES = {
     "sweep_rows": (10_000, 2_000, "due rows the sweep sends"),
     "table_rows": (1_000_000, 100_000, "rows in the large table of the claim measurement"),
     "rate_limit_rows": (600, 200, "due SMS rows of each rate-limit measurement"),
+    "floor_count": (2_000, 500, "renders and sends of each part of the floor"),
 }
 
 

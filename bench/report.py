@@ -56,6 +56,13 @@ The rows:
    second's worth through at once) to the last, and the most in any 1-second window after the
    first, each as a deviation from the limit. "Not reached" sweeps the same number of rows with
    a limit far above the rate reached and with none, each rated as row 3, and gives their ratio.
+7. **Floor**: what the parts no notification can do without cost alone, in the benchmark's
+   process with the worker stopped (`bench/floor.py`): a reminder rendered from its templates,
+   and sent as a send thread sends it, by email to the locmem backend and by SMS through the
+   real twilio client to the stand-in (both ends of that exchange, and the kernel between,
+   are on this machine); the machine's busy time per part, and their mean over a notification
+   half email and half SMS against the no-op's. What row 3 spends beyond it is the claim, the
+   current-state read, the outcome write, PostgreSQL and Celery.
 """
 
 
@@ -69,6 +76,7 @@ class Run:
     claims: object
     peak_rss: int
     rate_limits: object  # None with --skip-rate-limit
+    floor: object
     versions: dict
     load: tuple  # the 1-minute load average at the start and at the end
 
@@ -116,7 +124,21 @@ def table(run):
     ]
     if run.rate_limits:
         rows += _rate_limit_rows(run.rate_limits, options)
+    rows.append(_floor_row(run.floor, baseline, run.sweep))
     return _markdown(rows)
+
+
+def _floor_row(floor, baseline, sweep):
+    parts = ", ".join(f"{part} {ms:.2f}" for part, ms in floor.machine_ms.items())
+    return (
+        "7. Floor: a notification's sends and renders alone",
+        f"{floor.count:,} of each part in the benchmark's process, the worker stopped",
+        (
+            f"machine CPU ms: {parts}; a notification, half email and half SMS, {floor.per_notification_ms:.2f} ms, "
+            f"{floor.per_notification_ms / baseline.machine_cpu_ms:.2f}× a no-op's "
+            f"(row 3: {sweep.cpu_ms['machine busy'] / baseline.machine_cpu_ms:.2f}×)"
+        ),
+    )
 
 
 def _rate_limit_rows(limits, options):

@@ -4,7 +4,7 @@ and stopped after (in finally blocks) whatever happens."""
 import contextlib
 import os
 
-from . import measure, report, services, workload
+from . import floor, measure, report, services, workload
 from .measure import progress
 
 
@@ -33,6 +33,7 @@ def run(options):
     rate_limits = None if options.skip_rate_limit else measure_rate_limits(options)
     # With the worker stopped, so that nothing else claims or competes for the CPU.
     claims = measure.claim_cost(options.table_rows)
+    floors = floor.floor(options.floor_count)
     results = report.Run(
         options,
         baseline,
@@ -42,6 +43,7 @@ def run(options):
         claims,
         peak_rss,
         rate_limits,
+        floors,
         versions=services.versions(options.redis_url),
         load=(load_at_start, os.getloadavg()[0]),
     )

@@ -238,6 +238,11 @@ def cpu_seconds_by_process(worker_pid, web_pid=None):
     return used | dict(zip(("machine busy", "machine total"), _machine_cpu_seconds(), strict=True))
 
 
+def machine_busy_seconds():
+    """CPU seconds the whole machine has spent busy, summed over its cores."""
+    return _machine_cpu_seconds()[0]
+
+
 def _machine_cpu_seconds():
     """CPU seconds the whole machine spent busy, and in all, summed over its cores (/proc/stat)."""
     user, nice, system, idle, iowait, *rest = map(int, Path("/proc/stat").read_text().split("\n")[0].split()[1:])

@@ -22,9 +22,10 @@ import time
 from dataclasses import dataclass
 
 from django.db.models import Count
+from django.test import override_settings
 from django.utils import timezone
 
-from bench import services, workload
+from bench import floor, services, workload
 from bench.measure import UNFINISHED, progress
 from config.celery import app
 from notifications.models import Notification, NotificationStatus
@@ -110,6 +111,16 @@ def our_worker_send(side, env, sink, count, processes):
         seconds = time.perf_counter() - started
         cpu = services.cpu_seconds_by_process(worker.pid)["worker"] - cpu_before
     return _result(side.name, processes, count, seconds, cpu, sink, expected, _unsent())
+
+
+def our_floor(smtp_port, count):
+    """What rendering a reminder's email and sending it over SMTP to the sink (on an open
+    connection, as a send thread does) cost this process's CPU, each: our single process's
+    floor, with no claim, no database and no start-up."""
+    progress(f"floor: {count:,} renders and SMTP sends of a reminder's email in this process")
+    smtp = {"EMAIL_BACKEND": "notifications.channels.email.SMTPBackend", "EMAIL_HOST": "127.0.0.1"}
+    with override_settings(**smtp, EMAIL_PORT=smtp_port):
+        return floor.parts_ms(count, ("email",), time.process_time)
 
 
 def _timed_command(command, env, cwd):

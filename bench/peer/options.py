@@ -23,12 +23,15 @@ def parse_args(argv):
         default=[],
         help="an earlier version of ours (git archive COMMIT | tar -x -C DIR), run as one more side (repeatable)",
     )
+    parser.add_argument(
+        "--floor-count", type=int, default=2_000, help="renders and sends of our floor, each (default 2,000)"
+    )
     parser.add_argument("--output", default=ROOT / "docs" / "PERFORMANCE.md", help="the Markdown file to write")
     parser.add_argument("--no-output", action="store_true", help="print the table only")
     parser.add_argument("--section", default="Peer: django-post-office", help="the section the table goes in")
     options = parser.parse_args(argv)
-    if options.emails < 1 or options.pairs < 1 or options.processes < 1:
-        parser.error("--emails, --pairs and --processes must be positive")
+    if min(options.emails, options.pairs, options.processes, options.floor_count) < 1:
+        parser.error("--emails, --pairs, --processes and --floor-count must be positive")
     options.database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
     options.peer_database_url = os.environ.get("BENCH_PEER_DATABASE_URL", DEFAULT_PEER_DATABASE_URL)
     options.redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)

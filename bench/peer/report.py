@@ -16,6 +16,7 @@ from .measure import __doc__ as WINDOWS
 class Results:
     options: object
     sends: list
+    floor: dict  # our single process's floor: part, CPU ms each
     load: tuple
 
 
@@ -42,7 +43,19 @@ def table(results):
                 )
             )
     problems = [f"- {s.side} × {s.processes}: {s.problem}" for s in results.sends if s.problem]
-    return _markdown(rows) + ("\n\nProblems:\n" + "\n".join(problems) if problems else "")
+    return _markdown(rows) + _floor(results) + ("\n\nProblems:\n" + "\n".join(problems) if problems else "")
+
+
+def _floor(results):
+    """Our one process's floor against the CPU per email that would send 1.5× post-office's rate
+    on the one core a Python process holds."""
+    peer = _medians([s for s in results.sends if s.side == "post-office" and s.processes == 1])["cpu_ms"]
+    parts = ", ".join(f"{part} {ms:.2f} ms" for part, ms in results.floor.items())
+    return (
+        f"\n\nOur floor in one process ({results.options.floor_count:,} of each, this process's CPU; no claim, "
+        f"no database, no start-up): {parts}, {sum(results.floor.values()):.2f} ms together. Sending 1.5× "
+        f"post-office's rate on one core allows {peer / 1.5:.2f} ms an email in all (post-office's {peer:.2f} ÷ 1.5)."
+    )
 
 
 def _medians(sends):

@@ -38,7 +38,8 @@ def run(options):
         multi = [functools.partial(measure.peer_send, peer, sink, count, processes, context)]
         multi += [functools.partial(measure.our_worker_send, side, env, sink, count, processes) for side in ours]
         sends = _rounds(options.pairs, single) + _rounds(options.pairs, multi)
-    results = report.Results(options, sends, load=(load_at_start, os.getloadavg()[0]))
+        floor = measure.our_floor(port, options.floor_count)
+    results = report.Results(options, sends, floor, load=(load_at_start, os.getloadavg()[0]))
     table = report.table(results)
     print(table, flush=True)
     if not options.no_output:
