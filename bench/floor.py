@@ -1,5 +1,5 @@
 """Row 7, the floor: what the parts a notification cannot do without cost on their own, in the
-benchmark's process with the worker stopped. A reminder is rendered from its templates and
+benchmark's process right after row 1, the worker idle. A reminder is rendered from its templates and
 sent as the worker sends it (a send thread's SendSession), by email to Django's locmem backend
 (which builds the MIME message) and by SMS through the real twilio client to the stand-in
 (which runs in this process: the machine's busy time counts both ends and the kernel between
@@ -34,10 +34,10 @@ class Floor:
         return sum(self.machine_ms.values()) / 2
 
 
-def floor(count):
+def floor(count, standin):
     """Each part `count` times in a row, timed by the machine's busy time."""
     progress(f"floor: {count:,} renders and sends of a reminder by email and by SMS")
-    with services.twilio_standin() as standin, override_settings(**_twilio_settings(standin), EMAIL_BACKEND=LOCMEM):
+    with override_settings(**_twilio_settings(standin), EMAIL_BACKEND=LOCMEM):
         machine_ms = parts_ms(count, ("email", "sms"), services.machine_busy_seconds)
     mail.outbox = []
     return Floor(count, machine_ms)

@@ -43,7 +43,8 @@ The rows:
    the first enqueue to the last `sent_at`. CPU time per notification sent, from `/proc`: the
    worker with its pool's processes, every PostgreSQL and Redis server process (other
    databases' included), and the benchmark's own process, which runs the stand-in Twilio
-   server; and the whole machine's busy time, with how busy its cores were meanwhile.
+   server; and the whole machine's busy time (steal, the time the hypervisor gave its cores to
+   other machines, left out), with how busy its cores were meanwhile.
 4. **Claim cost**: the median time of `notifications.delivery.claim_due_batch(100)`, run in the
    benchmark's process with the worker stopped, in a table of mostly sent history, small and
    then large (the claimed rows are put back between claims).
@@ -57,7 +58,7 @@ The rows:
    first, each as a deviation from the limit. "Not reached" sweeps the same number of rows with
    a limit far above the rate reached and with none, each rated as row 3, and gives their ratio.
 7. **Floor**: what the parts no notification can do without cost alone, in the benchmark's
-   process with the worker stopped (`bench/floor.py`): a reminder rendered from its templates,
+   process right after row 1, the worker idle (`bench/floor.py`): a reminder rendered from its templates,
    and sent as a send thread sends it, by email to the locmem backend and by SMS through the
    real twilio client to the stand-in (both ends of that exchange, and the kernel between,
    are on this machine); the machine's busy time per part, and their mean over a notification
@@ -132,7 +133,7 @@ def _floor_row(floor, baseline, sweep):
     parts = ", ".join(f"{part} {ms:.2f}" for part, ms in floor.machine_ms.items())
     return (
         "7. Floor: a notification's sends and renders alone",
-        f"{floor.count:,} of each part in the benchmark's process, the worker stopped",
+        f"{floor.count:,} of each part in the benchmark's process after row 1, the worker idle",
         (
             f"machine CPU ms: {parts}; a notification, half email and half SMS, {floor.per_notification_ms:.2f} ms, "
             f"{floor.per_notification_ms / baseline.machine_cpu_ms:.2f}× a no-op's "

@@ -23,6 +23,8 @@ def run(options):
         worker = stack.enter_context(services.worker(env, options.pool, options.concurrency))
         base_url, web_pid = stack.enter_context(services.web(env, options.web_workers))
         baseline = measure.baseline(options.noops, options.redis_url, worker.pid)
+        # Right after the no-ops, which it is given against, with the worker idle.
+        floors = floor.floor(options.floor_count, standin)
         burst = measure.bookings(
             base_url, token, options.bookings, options.clients, standin, pids=(worker.pid, web_pid)
         )
@@ -33,7 +35,6 @@ def run(options):
     rate_limits = None if options.skip_rate_limit else measure_rate_limits(options)
     # With the worker stopped, so that nothing else claims or competes for the CPU.
     claims = measure.claim_cost(options.table_rows)
-    floors = floor.floor(options.floor_count)
     results = report.Run(
         options,
         baseline,

@@ -244,10 +244,13 @@ def machine_busy_seconds():
 
 
 def _machine_cpu_seconds():
-    """CPU seconds the whole machine spent busy, and in all, summed over its cores (/proc/stat)."""
-    user, nice, system, idle, iowait, *rest = map(int, Path("/proc/stat").read_text().split("\n")[0].split()[1:])
-    total = user + nice + system + idle + iowait + sum(rest[:3])  # irq, softirq, steal
-    return (total - idle - iowait) / os.sysconf("SC_CLK_TCK"), total / os.sysconf("SC_CLK_TCK")
+    """CPU seconds the whole machine spent busy, and in all, summed over its cores (/proc/stat).
+    Busy leaves out steal, the time the hypervisor gave this machine's cores to other machines."""
+    user, nice, system, idle, iowait, irq, softirq, steal = map(
+        int, Path("/proc/stat").read_text().split("\n")[0].split()[1:9]
+    )
+    busy = user + nice + system + irq + softirq
+    return busy / os.sysconf("SC_CLK_TCK"), (busy + idle + iowait + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _cpu_seconds(pid):
