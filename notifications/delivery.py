@@ -22,7 +22,6 @@ from .consent import after_dead
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
 from .ratelimit import take_token
-from .raw_sql import appointments_with_patients
 from .rendering import render
 
 logger = logging.getLogger(__name__)
@@ -143,7 +142,7 @@ class _CurrentState:
             # age by the query's time), with the stale ones of the lookahead.
             next_in_line = islice(waiting, len(rows), len(rows) + self.lookahead)
             wanted = handed_out | {n.appointment_id for n in next_in_line if n.appointment_id not in self.appointments}
-            read = appointments_with_patients(Appointment, wanted, Appointment.objects.db)
+            read = Appointment.objects.select_related("patient").in_bulk(wanted)
             for pk in wanted:
                 self.appointments.pop(pk, None)  # gone since: its earlier read must not serve
             for pk, appointment in read.items():

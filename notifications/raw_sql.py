@@ -1,10 +1,9 @@
 """Statements of the hot paths in raw SQL, where the ORM's building of them cost more CPU than
-the work they served (docs/PERFORMANCE.md): a claim's read-back, the current-state read of rows
-about to be handed out, a booking's planned rows and an outcome write's attempt rows. (The
-outcome write's other statements are beside record_outcomes, in models.py.)"""
+the work they served (docs/PERFORMANCE.md): a claim's read-back, a booking's planned rows and an
+outcome write's attempt rows. (The outcome write's other statements are beside
+record_outcomes, in models.py.)"""
 
 import functools
-import itertools
 
 from django.db import connections, router
 
@@ -56,82 +55,54 @@ def claimed_rows(model, token, claimed_at, status, using):
     its appointment and the appointment's patient. Found through the partial index of rows in
     flight: the status is written into the statement, so SQLite too sees that the index serves it."""
     connection = connections[using]
-    tables = _tables(model)
-    row = tables[0][1]
-    sql = (
-        f"{_select_joined(tables, using)} WHERE {row}.{_column(model, 'status', using)} = '{status}' "
-        f"AND {row}.{_column(model, 'claimed_at', using)} = %s AND {row}.{_column(model, 'claim_token', using)} = %s"
-    )
+    readers = _readers(model, using)
+    sql = _select(model, using, status)
     fields = model._meta
     params = [
         fields.get_field("claimed_at").get_db_prep_value(claimed_at, connection),
         fields.get_field("claim_token").get_db_prep_value(token, connection),
     ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
     rows = []
-    for row, appointment, patient in _fetch(tables, using, sql, params):
+    for values in fetched:
+        row, appointment, patient = (reader.build(values, connection) for reader in readers)
         appointment.patient = patient
         row.appointment = appointment
         rows.append(row)
     return rows
 
 
-def appointments_with_patients(appointment, ids, using):
-    """These appointments by id, each with its patient: what in_bulk() of a
-    select_related("patient") queryset gives, without the ORM's building of the statement."""
-    tables = _appointment_tables(appointment)
-    (_, alias, _), _ = tables
-    ids = list(ids)
-    if not ids:
-        return {}
-    sql = f"{_select_joined(tables, using)} WHERE {alias}.{_column(appointment, 'id', using)} IN ({', '.join(['%s'] * len(ids))})"
-    found = {}
-    for appointment, patient in _fetch(tables, using, sql, ids):
-        appointment.patient = patient
-        found[appointment.pk] = appointment
-    return found
-
-
 def _tables(model):
-    """The tables a claim's read-back joins: each with its alias, and the foreign key to the next."""
-    return ((model, "t0", "appointment"), *_appointment_tables(model._meta.get_field("appointment").related_model))
-
-
-def _appointment_tables(appointment):
-    return ((appointment, "t1", "patient"), (appointment._meta.get_field("patient").related_model, "t2", None))
-
-
-def _column(model, name, using):
-    return connections[using].ops.quote_name(model._meta.get_field(name).column)
+    appointment = model._meta.get_field("appointment").related_model
+    return [(model, "t0"), (appointment, "t1"), (appointment._meta.get_field("patient").related_model, "t2")]
 
 
 @functools.cache
-def _select_joined(tables, using):
-    """SELECT every column of these tables FROM the first, each next joined by the foreign key."""
+def _select(model, using, status):
     quote = connections[using].ops.quote_name
-    columns = ", ".join(f"{alias}.{quote(f.column)}" for m, alias, _ in tables for f in m._meta.concrete_fields)
-    (first, first_alias, _), joins = tables[0], []
-    for (model, alias, key), (target, target_alias, _) in itertools.pairwise(tables):
-        joins.append(
-            f"INNER JOIN {quote(target._meta.db_table)} {target_alias} "
-            f"ON {target_alias}.{_column(target, 'id', using)} = {alias}.{_column(model, key, using)}"
-        )
-    return f"SELECT {columns} FROM {quote(first._meta.db_table)} {first_alias} {' '.join(joins)}"
+    tables = _tables(model)
+    (_, _), (appointment, _), (patient, _) = tables
+    columns = ", ".join(f"{alias}.{quote(f.column)}" for m, alias in tables for f in m._meta.concrete_fields)
 
+    def column(model, name):
+        return quote(model._meta.get_field(name).column)
 
-def _fetch(tables, using, sql, params):
-    """Each row of the statement as one instance a table, built by the ORM's converters."""
-    connection = connections[using]
-    readers = _readers(tables, using)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        fetched = cursor.fetchall()
-    return [[reader.build(values, connection) for reader in readers] for values in fetched]
+    return (
+        f"SELECT {columns} FROM {quote(model._meta.db_table)} t0 "
+        f"INNER JOIN {quote(appointment._meta.db_table)} t1 "
+        f"ON t1.{column(appointment, 'id')} = t0.{column(model, 'appointment')} "
+        f"INNER JOIN {quote(patient._meta.db_table)} t2 ON t2.{column(patient, 'id')} = t1.{column(appointment, 'patient')} "
+        f"WHERE t0.{column(model, 'status')} = '{status}' "
+        f"AND t0.{column(model, 'claimed_at')} = %s AND t0.{column(model, 'claim_token')} = %s"
+    )
 
 
 @functools.cache
-def _readers(tables, using):
+def _readers(model, using):
     readers, offset = [], 0
-    for table, alias, _ in tables:
+    for table, alias in _tables(model):
         readers.append(_Reader(table, alias, connections[using], offset))
         offset += len(readers[-1].names)
     return readers
