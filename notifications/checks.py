@@ -70,3 +70,28 @@ def content_templates_are_well_formed(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+# RETURNING from a multi-row INSERT (planning) and UPDATE … FROM (the outcome write).
+SQLITE_NEEDED = (3, 35)
+
+
+@checks.register()
+def sqlite_is_recent_enough(app_configs, **kwargs):
+    """On an older SQLite every booking and every outcome write would fail at run time, a sent
+    message's outcome among them (its lease would then send it again): refused at start-up. The
+    version is the library's, so no connection is made."""
+    from django.db import connections
+
+    errors = []
+    for connection in connections.all():
+        if connection.vendor == "sqlite" and connection.Database.sqlite_version_info < SQLITE_NEEDED:
+            errors.append(
+                checks.Error(
+                    f"Database {connection.alias!r} is SQLite {connection.Database.sqlite_version}; notifications needs "
+                    f"{'.'.join(map(str, SQLITE_NEEDED))} or later",
+                    hint="Use PostgreSQL (DATABASE_URL), or a Python built with a newer SQLite.",
+                    id="notifications.E004",
+                )
+            )
+    return errors

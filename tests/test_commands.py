@@ -11,7 +11,10 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core import checks
 from django.core.management import CommandError, call_command
+from django.core.management.base import SystemCheckError
+from django.db import connection
 from django.utils import timezone
 
 from notifications.models import Notification, NotificationAttempt
@@ -249,3 +252,16 @@ def test_process_first_returns_rows_whose_lease_expired(db, make_patient, book, 
     assert run("process_pending_notifications") == "sent=1 failed=0 skipped=0 left=0"
     assert confirmations().get().status == "sent"
     assert len(twilio.accepted) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="the check is about SQLite's library")
+def test_check_refuses_an_sqlite_without_returning_or_update_from(monkeypatch):
+    monkeypatch.setattr(connection.Database, "sqlite_version_info", (3, 34, 1))
+    monkeypatch.setattr(connection.Database, "sqlite_version", "3.34.1")
+
+    with pytest.raises(SystemCheckError, match=r"notifications\.E004.*SQLite 3\.34\.1; notifications needs 3\.35"):
+        call_command("check")
+
+
+def test_check_passes_this_machine_s_database():
+    assert "notifications.E004" not in {message.id for message in checks.run_checks()}
