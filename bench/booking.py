@@ -1,4 +1,5 @@
-"""python -m bench.booking: CPU of the immediate path's two halves, in process, on PostgreSQL.
+"""python -m bench.booking: CPU of the immediate path's two halves, and of a sweep's row, in
+process, on PostgreSQL.
 
 - The request: a staff booking through Django's request handler (the test client, no socket):
   the token's check, validation, the appointment, its planned rows and the publish of its send
@@ -7,6 +8,9 @@
   (delivery.send_notifications): the claim, the sends (email to Django's locmem backend, SMS
   through the real twilio client to the stand-in, which runs in the benchmark's process), and
   the outcome write.
+- The sweep: `--sweep-rows` due reminders, half email and half SMS, sent by one
+  delivery.sweep() as a sweep task's body: the process's CPU a row (its main thread's, which
+  claims, reads and writes, apart), and its PostgreSQL backend's.
 
 Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
 side's number appended), migrated by its own tree; `--baseline DIR` adds an earlier tree (`git
@@ -44,6 +48,7 @@ def main(argv):
             for number, (name, tree) in enumerate(sides):
                 env = services.process_env(f"{database_url}_booking{number}", redis_url, standin)
                 command = [sys.executable, str(Path(__file__).resolve()), CHILD, str(options.bookings)]
+                command.append(str(options.sweep_rows))
                 answer = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
                 if answer.returncode:
                     sys.exit(f"{name}: {answer.stderr.strip().splitlines()[-1] if answer.stderr else 'failed'}")
@@ -59,36 +64,44 @@ def main(argv):
 def _parse(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.booking", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bookings", type=int, default=300, help="bookings a side makes a round (default 300)")
+    parser.add_argument("--sweep-rows", type=int, default=3000, help="due rows a side sweeps a round (default 3,000)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, every side once a round (default 3)")
     parser.add_argument("--baseline", metavar="DIR", action="append", default=[], help="an earlier tree (repeatable)")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "PERFORMANCE.md", help="the Markdown file")
     parser.add_argument("--section", help="the section of the output the table goes in (none: print only)")
     options = parser.parse_args(argv)
-    if options.bookings < 1 or options.rounds < 1:
-        parser.error("--bookings and --rounds must be positive")
+    if min(options.bookings, options.sweep_rows, options.rounds) < 1:
+        parser.error("--bookings, --sweep-rows and --rounds must be positive")
     return options
+
+
+COLUMNS = {
+    "request_ms": "CPU ms a booking request",
+    "task_ms": "CPU ms a booking's send task",
+    "sweep_ms": "CPU ms a sweep row",
+    "sweep_main_ms": "of which the main thread",
+    "sweep_postgresql_ms": "PostgreSQL backend ms a sweep row",
+}
 
 
 def _table(results, reference):
     medians = {
-        name: {half: statistics.median(run[half] for run in runs) for half in ("request_ms", "task_ms")}
-        for name, runs in results.items()
+        name: {key: statistics.median(run[key] for run in runs) for key in COLUMNS} for name, runs in results.items()
     }
     lines = [
-        "| Side | CPU ms a booking request | ÷ this tree | CPU ms a booking's send task | ÷ this tree |",
-        "| --- | --- | --- | --- | --- |",
+        "| Side | " + " | ".join(f"{title} | ÷ this tree" for title in COLUMNS.values()) + " |",
+        "| --- |" + " --- | --- |" * len(COLUMNS),
     ]
     for name, median in medians.items():
-        ratios = [median[half] / medians[reference][half] for half in ("request_ms", "task_ms")]
-        lines.append(
-            f"| {name} | {median['request_ms']:.2f} | {ratios[0]:.2f}× | {median['task_ms']:.2f} | {ratios[1]:.2f}× |"
-        )
+        cells = [f"{median[key]:.2f} | {median[key] / medians[reference][key]:.2f}×" for key in COLUMNS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def child(bookings):
-    """One side's round, in its own tree (the working directory): book, then send, and print
-    the CPU milliseconds of each half per booking as one line of JSON."""
+def child(bookings, sweep_rows):
+    """One side's round, in its own tree (the working directory): book, then send, then sweep,
+    and print the CPU milliseconds of each half per booking and of a sweep's row as one line of
+    JSON."""
     sys.path[0] = os.getcwd()  # the side's tree, not bench/ (whose tasks.py would hide the project's tasks/)
     import django
     import psycopg
@@ -152,11 +165,42 @@ def child(bookings):
     if sent.count() != 2 * bookings:
         raise SystemExit(f"only {sent.count()} of {2 * bookings} confirmations were sent")
     redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # the send tasks the bookings published
-    print(json.dumps({"request_ms": round(request_ms, 3), "task_ms": round(task_ms, 3)}))
+    print(json.dumps({"request_ms": round(request_ms, 3), "task_ms": round(task_ms, 3), **_sweep(sweep_rows)}))
+
+
+def _sweep(rows):
+    """CPU milliseconds a row of one sweep of `rows` due reminders: this process's, its main
+    thread's, and its PostgreSQL backend's (from /proc: the server is on this machine)."""
+    from django.db import connection
+
+    from bench import workload
+    from notifications import delivery
+
+    workload.due_reminders(workload.appointments(min(rows, 500)), rows)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    started = (time.process_time(), time.thread_time(), _backend_cpu_seconds(backend))
+    report = delivery.sweep()
+    ended = (time.process_time(), time.thread_time(), _backend_cpu_seconds(backend))
+    if report.outcomes["sent"] != rows:
+        raise SystemExit(f"the sweep sent {report.outcomes['sent']} of {rows} rows")
+    process, main, postgresql = ((end - start) * 1000 / rows for start, end in zip(started, ended, strict=True))
+    return {"sweep_ms": round(process, 3), "sweep_main_ms": round(main, 3), "sweep_postgresql_ms": round(postgresql, 3)}
+
+
+def _backend_cpu_seconds(pid):
+    """The CPU time of a PostgreSQL backend on this machine (here, not in bench/services.py: the
+    child imports the bench package of the side's tree, which may be older)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        raise SystemExit(f"PostgreSQL's backend {pid} is not a process of this machine") from None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == [CHILD]:
-        child(int(sys.argv[2]))
+        child(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main(sys.argv[1:])
