@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .backoff import retry_delay
 from .channels import CHANNELS
-from .raw_sql import MAX_PARAMETERS, claimed_rows, insert
+from .raw_sql import claimed_rows, insert, statements
 
 
 class NotificationStatus(models.TextChoices):
@@ -418,10 +418,8 @@ def _update_each(columns, outcomes):
         values = {**o.fields, "updated_at": o.now}
         rows.append([o.notification.pk, *(field.get_db_prep_save(values[field.name], connection) for field in fields)])
     placeholders = f"({', '.join(['%s'] * (len(fields) + 1))})"
-    per_statement = max(1, MAX_PARAMETERS // (len(fields) + 1))
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
+        for chunk in statements(rows, len(fields) + 1):
             cursor.execute(
                 f"UPDATE {table} SET {assignments}, {quote('claim_token')} = NULL "
                 f"FROM (VALUES {', '.join([placeholders] * len(chunk))}) AS v WHERE {table}.{quote('id')} = v.column1",

@@ -21,8 +21,14 @@ def insert_ignoring_conflicts(instances, returning=()):
     return insert(model, fields, rows, ignore_conflicts=True, returning=returning)
 
 
-# Rows one statement carries at most: PostgreSQL binds up to 65,535 parameters, SQLite 32,766.
+# Parameters one statement carries at most: PostgreSQL binds up to 65,535, SQLite 32,766.
 MAX_PARAMETERS = 30_000
+
+
+def statements(rows, width):
+    """The rows in groups, one a statement, each row `width` parameters."""
+    per_statement = max(1, MAX_PARAMETERS // width)
+    return (rows[start : start + per_statement] for start in range(0, len(rows), per_statement))
 
 
 def insert(model, fields, rows, ignore_conflicts=False, returning=()):
@@ -40,10 +46,8 @@ def insert(model, fields, rows, ignore_conflicts=False, returning=()):
         [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)] for row in rows
     ]
     inserted = []
-    per_statement = max(1, MAX_PARAMETERS // len(fields))
     with connection.cursor() as cursor:
-        for start in range(0, len(prepared), per_statement):
-            chunk = prepared[start : start + per_statement]
+        for chunk in statements(prepared, len(fields)):
             cursor.execute(head + ", ".join([placeholders] * len(chunk)) + tail, [v for row in chunk for v in row])
             if returning:
                 inserted += cursor.fetchall()
