@@ -47,8 +47,8 @@ def main(argv):
         for round_number in range(1, options.rounds + 1):
             for number, (name, tree) in enumerate(sides):
                 env = services.process_env(f"{database_url}_booking{number}", redis_url, standin)
-                command = [sys.executable, str(Path(__file__).resolve()), CHILD, str(options.bookings)]
-                command.append(str(options.sweep_rows))
+                command = [sys.executable, str(Path(__file__).resolve()), CHILD]
+                command += [str(options.bookings), str(options.sweep_rows)]
                 answer = subprocess.run(command, cwd=tree, env=env, capture_output=True, text=True, check=False)
                 if answer.returncode:
                     sys.exit(f"{name}: {answer.stderr.strip().splitlines()[-1] if answer.stderr else 'failed'}")
