@@ -1,10 +1,10 @@
 """Row 7, the floor: what the parts a notification cannot do without cost on their own, in the
-benchmark's process right after row 1, the worker idle. A reminder is rendered from its templates and
-sent as the worker sends it (a send thread's SendSession), by email to Django's locmem backend
-(which builds the MIME message) and by SMS through the real twilio client to the stand-in
-(which runs in this process: the machine's busy time counts both ends and the kernel between
-them). No claim, no outcome write, no database, no Celery: whatever row 3 spends beyond their
-mean, over a notification half email and half SMS, is ours."""
+benchmark's process right after row 1, the worker idle. A reminder is rendered from its
+templates and sent as the worker sends it (a send thread's SendSession), by email to Django's
+locmem backend (which builds the MIME message) and by SMS through the real twilio client to the
+stand-in (which runs in this process: the machine's busy time counts both ends and the kernel
+between them). No claim, no outcome write, no database, no Celery: whatever row 3 spends beyond
+their mean, over a notification half email and half SMS, is ours."""
 
 from dataclasses import dataclass
 
@@ -21,6 +21,7 @@ from .measure import progress
 
 LOCMEM = "django.core.mail.backends.locmem.EmailBackend"
 WARM_UP = 20
+LABELS = {"email": "an email", "sms": "an SMS"}
 
 
 @dataclass
@@ -63,9 +64,6 @@ def parts_ms(count, channels, clock):
     # Its rows are due: left, a later measurement's sweep would send them.
     appointment.patient.delete()
     return costs
-
-
-LABELS = {"email": "an email", "sms": "an SMS"}
 
 
 def _twilio_settings(standin):

@@ -58,11 +58,11 @@ The rows:
    first, each as a deviation from the limit. "Not reached" sweeps the same number of rows with
    a limit far above the rate reached and with none, each rated as row 3, and gives their ratio.
 7. **Floor**: what the parts no notification can do without cost alone, in the benchmark's
-   process right after row 1, the worker idle (`bench/floor.py`): a reminder rendered from its templates,
-   and sent as a send thread sends it, by email to the locmem backend and by SMS through the
-   real twilio client to the stand-in (both ends of that exchange, and the kernel between,
-   are on this machine); the machine's busy time per part, and their mean over a notification
-   half email and half SMS against the no-op's. What row 3 spends beyond it is the claim, the
+   process right after row 1, the worker idle (`bench/floor.py`): a reminder rendered from its
+   templates, and sent as a send thread sends it, by email to the locmem backend and by SMS
+   through the real twilio client to the stand-in (both ends of that exchange, and the kernel
+   between, are on this machine); the machine's busy time per part, and their mean over a
+   notification half email and half SMS against the no-op's. What row 3 spends beyond it is the claim, the
    current-state read, the outcome write, PostgreSQL and Celery.
 """
 

@@ -405,14 +405,12 @@ def _update_each(columns, outcomes):
     # A VALUES list's columns are column1, column2… on PostgreSQL and SQLite alike. PostgreSQL
     # types a column of quoted literals (or NULLs) as text: its values are cast to the field's type.
     if connection.vendor == "postgresql":
-        assignments = [
+        values = [
             f"CAST(v.column{n} AS {field.db_type(connection).split('(')[0]})" for n, field in enumerate(fields, 2)
         ]
     else:
-        assignments = [f"v.column{n}" for n, _ in enumerate(fields, 2)]
-    assignments = ", ".join(
-        f"{quote(field.column)} = {value}" for field, value in zip(fields, assignments, strict=True)
-    )
+        values = [f"v.column{n}" for n, _ in enumerate(fields, 2)]
+    assignments = ", ".join(f"{quote(field.column)} = {value}" for field, value in zip(fields, values, strict=True))
     rows = []
     for o in outcomes:
         values = {**o.fields, "updated_at": o.now}
