@@ -117,8 +117,8 @@ def child(bookings, sweep_rows):
 
     from appointments.models import Appointment
     from bench import workload
-    from notifications import delivery
     from notifications.models import Notification
+    from notifications.outbox import delivery
 
     database = settings.DATABASES["default"]
     server_address = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"]}
@@ -174,7 +174,7 @@ def _sweep(rows):
     from django.db import connection
 
     from bench import workload
-    from notifications import delivery
+    from notifications.outbox import delivery
 
     workload.due_reminders(workload.appointments(min(rows, 500)), rows)
     with connection.cursor() as cursor:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from django.core import mail
 from django.test import override_settings
 
-from notifications.catalog import refresh as refresh_templates
 from notifications.channels import SendSession, get_channel
+from notifications.messages.catalog import refresh as refresh_templates
+from notifications.messages.rendering import render
 from notifications.models import Notification
-from notifications.rendering import render
 
 from . import services, workload
 from .measure import progress

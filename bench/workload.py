@@ -11,7 +11,7 @@ from accounts.tokens import issue_token
 from appointments.models import Appointment, Location, Patient, Provider
 from notifications.channels import address_for
 from notifications.models import Notification, NotificationAttempt, NotificationKind
-from notifications.planning import snapshot
+from notifications.outbox.planning import snapshot
 
 STAFF_USERNAME = "bench-staff"
 CHANNELS = ("email", "sms")

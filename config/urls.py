@@ -9,11 +9,11 @@ from appointments.views import AppointmentViewSet, PatientViewSet
 from config.errors import api_not_found
 from config.health import healthz
 from config.text_fields import refuse_numbers_as_text
-from notifications.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
-from notifications.dashboard import dashboard
-from notifications.metrics import metrics_view
-from notifications.template_api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
-from notifications.webhooks import twilio_inbound, twilio_status
+from notifications.inbound.webhooks import twilio_inbound, twilio_status
+from notifications.messages.api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
+from notifications.operations.dashboard import dashboard
+from notifications.operations.metrics import metrics_view
+from notifications.outbox.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
 
 # Here, where every request (API or admin) is routed, rather than at start-up: a process that
 # answers none (the worker, cron's management command) need not import DRF's serializers.

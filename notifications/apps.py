@@ -5,4 +5,5 @@ class NotificationsConfig(AppConfig):
     name = "notifications"
 
     def ready(self):
-        from . import checks, receivers  # noqa: F401  (connect receivers, register checks)
+        from .operations import checks  # noqa: F401  (registers the system checks)
+        from .outbox import receivers  # noqa: F401  (connects the appointment events' receivers)

@@ -19,7 +19,7 @@ ROUNDS, CALLS = 7, 500
 def rows(language):
     from appointments.models import Appointment, Patient
     from notifications.models import Notification
-    from notifications.planning import snapshot
+    from notifications.outbox.planning import snapshot
 
     patient = Patient(pk=1, name="Grace Hopper", email="g@example.com", timezone="Europe/Madrid", language=language)
     appointment = Appointment(
@@ -59,10 +59,10 @@ def main():
     django.setup()
     from django.core.management import call_command
 
-    from notifications import catalog
-    from notifications.invitations import invitation
-    from notifications.rendering import render
-    from notifications.template_store import save_template
+    from notifications.messages import catalog
+    from notifications.messages.invitations import invitation
+    from notifications.messages.rendering import render
+    from notifications.messages.store import save_template
 
     call_command("migrate", verbosity=0)
     print("| case | µs per render |\n| --- | --- |")

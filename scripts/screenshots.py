@@ -37,7 +37,7 @@ def seed():
 
     from appointments import services
     from appointments.models import Patient
-    from notifications.template_store import save_template
+    from notifications.messages.store import save_template
 
     call_command("migrate", verbosity=0)
     user = get_user_model().objects.create_superuser("demo", "demo@clinic.example", "demo-pass-123")

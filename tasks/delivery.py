@@ -1,7 +1,7 @@
 from celery import shared_task
 
-from notifications import delivery
-from notifications.dispatch import SEND_NOTIFICATIONS
+from notifications.outbox import delivery
+from notifications.outbox.dispatch import SEND_NOTIFICATIONS
 
 
 @shared_task(name=SEND_NOTIFICATIONS)

@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from notifications import digest
+from notifications.operations import digest
 
 
 @shared_task(name="notifications.send_staff_digest")

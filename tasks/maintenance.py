@@ -1,6 +1,6 @@
 from celery import shared_task
 
-from notifications import delivery
+from notifications.outbox import delivery
 
 
 @shared_task(name="notifications.sweep_due", bind=True)

@@ -1,7 +1,8 @@
 from celery import shared_task
 from django.conf import settings
 
-from notifications import receipts, retention
+from notifications.inbound import receipts
+from notifications.operations import retention
 
 
 @shared_task(name="notifications.purge_old")

@@ -29,8 +29,8 @@ from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Patient
 from config.celery import app as project_app
-from notifications import catalog
 from notifications.channels import text
+from notifications.messages import catalog
 from notifications.models import NotificationKind
 from tests.twilio_standin import TwilioStandIn
 

@@ -16,8 +16,8 @@ from kombu import pools
 
 from appointments.models import Appointment
 from config.celery import app as celery_app
-from notifications import dispatch
 from notifications.models import Notification
+from notifications.outbox import dispatch
 from tests.conftest import queued_ids, settled
 
 # Bookings name providers and locations that staff keep.
@@ -312,7 +312,7 @@ def test_booking_succeeds_quickly_when_the_broker_refuses_connections(
 ):
     patient = make_patient()
 
-    with broker_at("redis://127.0.0.1:1/0"), caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+    with broker_at("redis://127.0.0.1:1/0"), caplog.at_level(logging.WARNING, logger="notifications.outbox.dispatch"):
         response, elapsed = _book_timed(staff_client, patient)
 
     assert response.status_code == 201
@@ -329,7 +329,7 @@ def test_booking_succeeds_within_the_socket_timeouts_when_the_broker_hangs(
     options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     bound = options["socket_connect_timeout"] + options["socket_timeout"] + 3
 
-    with broker_at(silent_server.url), caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+    with broker_at(silent_server.url), caplog.at_level(logging.WARNING, logger="notifications.outbox.dispatch"):
         response, elapsed = _book_timed(staff_client, patient)
 
     assert response.status_code == 201
@@ -358,7 +358,7 @@ def test_a_publish_after_the_broker_dropped_the_connection_reaches_it(broker_ser
     dispatch.enqueue([1])
     broker_server.client_kill_filter(_type="normal", skipme=True)  # every other client's connection
 
-    with caplog.at_level(logging.WARNING, logger="notifications.dispatch"):
+    with caplog.at_level(logging.WARNING, logger="notifications.outbox.dispatch"):
         dispatch.enqueue([2])  # may fail and be left to the sweep, or reconnect at once
         dispatch.enqueue([3])
 

@@ -12,9 +12,9 @@ from django.core import mail
 from icalendar import Calendar
 
 from notifications.channels import session
-from notifications.delivery import send_notification, send_notifications, sweep
+from notifications.messages.rendering import render
 from notifications.models import Notification
-from notifications.rendering import render
+from notifications.outbox.delivery import send_notification, send_notifications, sweep
 
 SMTP_BACKEND = "notifications.channels.email.SMTPBackend"  # EMAIL_BACKEND=smtp
 

@@ -10,9 +10,9 @@ from django.core import mail
 from django.template.loader import render_to_string
 from django.utils import translation
 
+from notifications.messages.preview import render_preview, sample_snapshot
+from notifications.messages.rendering import local_date_and_time, message_context, render
 from notifications.models import Channel, Notification, NotificationKind
-from notifications.preview import render_preview, sample_snapshot
-from notifications.rendering import local_date_and_time, message_context, render
 from tests.conftest import settled
 
 LOCALE_DIR = django_settings.BASE_DIR / "locale"

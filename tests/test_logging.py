@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 from django.utils.module_loading import import_string
 
 from config.logging import JsonFormatter, MaskPhoneNumbers, mask_phone_numbers
-from notifications.delivery import send_notification
+from notifications.outbox.delivery import send_notification
 from tests.conftest import settled
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,7 +79,7 @@ def test_a_send_logs_one_json_line_with_its_fields(json_log, book, make_patient,
     assert line["outcome"] == "sent"
     assert line["attempt"] == 1
     assert isinstance(line["latency_ms"], (int, float)) and line["latency_ms"] >= 0
-    assert line["level"] == "INFO" and line["logger"] == "notifications.delivery"
+    assert line["level"] == "INFO" and line["logger"] == "notifications.outbox.delivery"
 
 
 def test_a_permanent_failure_logs_one_json_line_with_its_outcome(json_log, book, make_patient, twilio):
@@ -113,7 +113,7 @@ def test_log_format_json_makes_the_console_handler_write_json(tmp_path):
     env.update(LOG_FORMAT="json", DATABASE_URL=f"sqlite:///{tmp_path / 'log.sqlite3'}")
     script = (
         "import logging; "
-        "logging.getLogger('notifications.delivery').info("
+        "logging.getLogger('notifications.outbox.delivery').info("
         "'notification %s %s', 7, 'sent', extra={'notification_id': 7, 'outcome': 'sent'}); "
         f"logging.getLogger('notifications').warning('texting %s', '{PATIENT_PHONE}')"
     )
@@ -130,8 +130,8 @@ def test_log_format_json_makes_the_console_handler_write_json(tmp_path):
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
     lines = {record["logger"]: record for record in records}
-    assert lines["notifications.delivery"]["notification_id"] == 7
-    assert lines["notifications.delivery"]["outcome"] == "sent"
+    assert lines["notifications.outbox.delivery"]["notification_id"] == 7
+    assert lines["notifications.outbox.delivery"]["outcome"] == "sent"
     assert lines["notifications"]["message"] == "texting +…0123"
     assert PATIENT_PHONE not in result.stderr
 
@@ -209,7 +209,7 @@ def test_a_number_in_a_logged_exception_is_masked(json_log):
     try:
         raise ValueError(f"The 'To' number {INVALID_PHONE} is not a valid phone number.")
     except ValueError:
-        logging.getLogger("notifications.delivery").exception("unexpected error while sending")
+        logging.getLogger("notifications.outbox.delivery").exception("unexpected error while sending")
 
     [line] = [line for line in json_log.lines() if line["message"] == "unexpected error while sending"]
     assert INVALID_PHONE not in line["exception"]

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from appointments import services
-from notifications.quiet_hours import quiet_end
+from notifications.outbox.quiet_hours import quiet_end
 
 LONDON = ZoneInfo("Europe/London")
 NEW_YORK = ZoneInfo("America/New_York")

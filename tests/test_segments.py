@@ -3,7 +3,7 @@
 
 import pytest
 
-from notifications.segments import count_segments
+from notifications.messages.segments import count_segments
 
 
 @pytest.mark.parametrize(

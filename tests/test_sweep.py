@@ -11,9 +11,9 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.db import connection
 from django.utils import timezone
 
-from notifications import delivery, models, raw_sql
 from notifications.channels import Message
 from notifications.models import Notification
+from notifications.outbox import delivery, models, raw_sql
 from tasks.maintenance import sweep_due_notifications
 from tests.conftest import settled, wait_for
 
@@ -228,12 +228,12 @@ def test_a_soft_time_limit_striking_as_outcomes_are_logged_does_not_write_them_a
     ]
     batch = Notification.objects.filter(pk__in=[r.pk for r in rows]).claim()
     limit = SoftTimeLimitAtTheFirstLogOf("sent")
-    logging.getLogger("notifications.delivery").addFilter(limit)
+    logging.getLogger("notifications.outbox.delivery").addFilter(limit)
     try:
         with pytest.raises(SoftTimeLimitExceeded):
             delivery.deliver(batch)
     finally:
-        logging.getLogger("notifications.delivery").removeFilter(limit)
+        logging.getLogger("notifications.outbox.delivery").removeFilter(limit)
 
     assert Counter(Notification.objects.filter(pk__in=[r.pk for r in rows]).values_list("status", flat=True)) == {
         "sent": 2

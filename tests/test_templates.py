@@ -8,10 +8,10 @@ from django.conf import settings as django_settings
 from django.core import checks, mail
 
 from appointments import services
-from notifications.checks import notification_templates_exist
-from notifications.delivery import send_notification
+from notifications.messages.rendering import TEXT_LIMIT, render
 from notifications.models import Notification
-from notifications.rendering import TEXT_LIMIT, render
+from notifications.operations.checks import notification_templates_exist
+from notifications.outbox.delivery import send_notification
 
 TEMPLATES_DIR = django_settings.BASE_DIR / "templates"
 

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from notifications.delivery import send_notification
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification
 
 PATH = "/webhooks/twilio/status/"
 # The URL Django rebuilds for a test client request (no proxy settings).
@@ -161,12 +161,12 @@ def test_the_same_receipt_twice_is_harmless(client, sent_sms):
 def test_receipt_for_unknown_message_answers_200_and_logs_it(client, caplog, sent_sms):
     unknown = "SM" + "f" * 32
 
-    with caplog.at_level(logging.INFO, logger="notifications.receipts"):
+    with caplog.at_level(logging.INFO, logger="notifications.inbound.receipts"):
         response = post(client, receipt(unknown, "delivered"))
 
     assert response.status_code == 200
     assert response.json() == {"updated": False}
-    assert [r for r in caplog.records if r.name == "notifications.receipts" and unknown in r.getMessage()]
+    assert [r for r in caplog.records if r.name == "notifications.inbound.receipts" and unknown in r.getMessage()]
     assert delivery_of(sent_sms) == ("", "")
 
 
@@ -200,7 +200,7 @@ def test_accepted_after_delivered_does_not_move_the_row_back(client, sent_sms):
 
 
 def test_status_twilio_may_add_later_is_answered_200_and_logged_without_change(client, caplog, sent_sms):
-    with caplog.at_level(logging.INFO, logger="notifications.receipts"):
+    with caplog.at_level(logging.INFO, logger="notifications.inbound.receipts"):
         response = post(client, receipt(sent_sms.provider_message_id, "exploded"))
 
     assert response.status_code == 200

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.core.management.base import SystemCheckError
 from django.utils import timezone
 
-from notifications.rendering import local_date_and_time
+from notifications.messages.rendering import local_date_and_time
 from tests.conftest import settled, wait_for
 
 PHONE = "+14155550142"

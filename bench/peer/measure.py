@@ -28,9 +28,9 @@ from django.utils import timezone
 from bench import floor, services, workload
 from bench.measure import UNFINISHED, progress
 from config.celery import app
+from notifications.messages.rendering import message_context
 from notifications.models import Notification, NotificationStatus
-from notifications.planning import snapshot
-from notifications.rendering import message_context
+from notifications.outbox.planning import snapshot
 
 SEND_TIMEOUT = 300  # seconds before a run is abandoned
 POLL = 0.05  # seconds between looks at the rows while the worker sweeps

@@ -36,7 +36,7 @@ class Channel:
 
     name = ""
     label = ""
-    # The provider whose send rate limit this channel shares (notifications/ratelimit.py), if any.
+    # The provider whose send rate limit this channel shares (notifications/outbox/ratelimit.py), if any.
     provider = None
 
     def address_for(self, patient):

@@ -45,8 +45,8 @@ def pytest_terminal_summary(terminalreporter):
 
 
 QUIETED = {
-    "notifications.delivery": logging.WARNING,
-    "notifications.webhooks": logging.ERROR,
+    "notifications.outbox.delivery": logging.WARNING,
+    "notifications.inbound.webhooks": logging.ERROR,
     "django.request": logging.ERROR,
 }
 

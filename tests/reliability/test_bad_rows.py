@@ -10,8 +10,8 @@ from datetime import timedelta
 from django.utils import timezone
 
 from appointments.models import Patient
-from notifications import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 
 from .harness import duplicates, report
 

@@ -25,12 +25,12 @@ from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Location, Patient, Provider
 from config.wsgi import application
-from notifications import backoff
 from notifications.channels import get_channel
+from notifications.messages.rendering import render
+from notifications.messages.store import save_template
 from notifications.models import MessageTemplateRevision, Notification
-from notifications.planning import reminder_times
-from notifications.rendering import render
-from notifications.template_store import save_template
+from notifications.outbox import backoff
+from notifications.outbox.planning import reminder_times
 
 from .harness import report
 

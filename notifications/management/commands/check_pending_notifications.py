@@ -2,7 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from notifications.monitoring import queue_summary
+from notifications.operations.monitoring import queue_summary
 
 
 class Command(BaseCommand):

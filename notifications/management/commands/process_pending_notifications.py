@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications import delivery
+from notifications.outbox import delivery
 
 
 class Command(BaseCommand):

@@ -1,7 +1,7 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications import retention
+from notifications.operations import retention
 
 
 class Command(BaseCommand):

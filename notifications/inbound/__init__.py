@@ -1,0 +1,1 @@
+"""Inbound: what providers and patients post to us (delivery receipts, replies) and what it does."""

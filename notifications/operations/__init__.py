@@ -1,0 +1,1 @@
+"""Operations: the admin, the dashboard, /metrics, the staff digest, retention and system checks."""

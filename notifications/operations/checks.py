@@ -1,0 +1,97 @@
+from django.core import checks
+from django.template import TemplateDoesNotExist
+from django.template.loader import select_template
+
+
+@checks.register(checks.Tags.templates)
+def notification_templates_exist(app_configs, **kwargs):
+    """A missing template is found at start-up, not by the first patient who needs it."""
+    from notifications.messages.rendering import all_template_names, candidates
+
+    errors = []
+    for name in all_template_names():
+        try:
+            select_template(candidates(name))
+        except TemplateDoesNotExist:
+            errors.append(
+                checks.Error(
+                    f"Notification template {name!r} is missing",
+                    hint=f"Add templates/{name} or templates/notifications/{name}.",
+                    id="notifications.E001",
+                )
+            )
+    return errors
+
+
+@checks.register()
+def lease_outlasts_a_send(app_configs, **kwargs):
+    """A send starts only in the first half of its claim's lease, so it must fit in the other half."""
+    from django.conf import settings
+
+    from notifications.outbox.delivery import longest_send
+
+    longest = longest_send()
+    if settings.NOTIFICATIONS_LEASE_SECONDS / 2 > longest:
+        return []
+    return [
+        checks.Warning(
+            f"NOTIFICATIONS_LEASE_SECONDS ({settings.NOTIFICATIONS_LEASE_SECONDS}) is under twice the longest "
+            f"send ({longest:g} s): a slow send can outlive its lease and go out twice",
+            hint="Raise NOTIFICATIONS_LEASE_SECONDS, or lower TWILIO_HTTP_TIMEOUT and EMAIL_TIMEOUT.",
+            id="notifications.W001",
+        )
+    ]
+
+
+@checks.register()
+def content_templates_are_well_formed(app_configs, **kwargs):
+    """TWILIO_CONTENT_SIDS names kinds we send and Content Template SIDs (HX…): a typo would
+    otherwise send free-form WhatsApp messages that Twilio accepts and then fails (63016)."""
+    from django.conf import settings
+
+    from notifications.outbox.models import NotificationKind
+
+    errors = []
+    for kind, sid in settings.TWILIO_CONTENT_SIDS.items():
+        if kind not in NotificationKind.values:
+            errors.append(
+                checks.Error(
+                    f"TWILIO_CONTENT_SIDS names an unknown kind {kind!r}",
+                    hint=f"Use one of {', '.join(NotificationKind.values)}.",
+                    id="notifications.E002",
+                )
+            )
+        if not (sid.startswith("HX") and len(sid) == 34 and sid[2:].isalnum()):
+            errors.append(
+                checks.Error(
+                    f"TWILIO_CONTENT_SIDS has {sid!r} for {kind!r}, which is not a Content Template SID",
+                    hint="A Content Template SID is HX followed by 32 characters (Twilio Console, Content Template Builder).",
+                    id="notifications.E003",
+                )
+            )
+    return errors
+
+
+# RETURNING from a multi-row INSERT (planning) and UPDATE … FROM (the outcome write).
+SQLITE_NEEDED = (3, 35)
+
+
+@checks.register()
+def sqlite_is_recent_enough(app_configs, **kwargs):
+    """On an older SQLite every booking and every outcome write would fail at run time, a sent
+    message's outcome among them (its lease would then send it again): refused at start-up. The
+    version is the library's, so no connection is made."""
+    from django.db import connections
+
+    errors = []
+    for connection in connections.all():
+        if connection.vendor == "sqlite" and connection.Database.sqlite_version_info < SQLITE_NEEDED:
+            errors.append(
+                checks.Error(
+                    f"Database {connection.alias!r} is SQLite {connection.Database.sqlite_version}; notifications needs "
+                    f"{'.'.join(map(str, SQLITE_NEEDED))} or later",
+                    hint="Use PostgreSQL (DATABASE_URL), or a Python built with a newer SQLite.",
+                    id="notifications.E004",
+                )
+            )
+    return errors

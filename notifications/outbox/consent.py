@@ -1,0 +1,34 @@
+"""A patient's consent per channel: the words they text us (STOP, START) and Twilio refusing a
+send because the recipient unsubscribed (21610) both land in Patient.opted_out, which planning
+and sending already honour."""
+
+from django.db import transaction
+
+from appointments.models import Patient
+from notifications.channels import get_channel
+from notifications.outbox.planning import plan_fallback
+
+
+@transaction.atomic
+def set_opted_out(patient_ids, channel, opted_out):
+    """Add the channel to (or take it out of) these patients' opted_out; returns how many changed.
+    The rows are locked, so a racing change of the same list is not lost."""
+    changed = 0
+    for patient in Patient.objects.select_for_update().filter(pk__in=patient_ids).order_by("pk"):
+        if (channel in patient.opted_out) == opted_out:
+            continue
+        if opted_out:
+            patient.opted_out = [*patient.opted_out, channel]
+        else:
+            patient.opted_out = [c for c in patient.opted_out if c != channel]
+        patient.save(update_fields=["opted_out"])
+        changed += 1
+    return changed
+
+
+def after_dead(notification):
+    """A row that failed for good: a refusal that means the recipient unsubscribed opts the
+    patient out of that channel, so we stop trying; then the message falls back to email."""
+    if get_channel(notification.channel).means_unsubscribed(notification.error_code):
+        set_opted_out([notification.patient_id], notification.channel, True)
+    return plan_fallback(notification)

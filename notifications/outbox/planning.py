@@ -1,0 +1,136 @@
+"""Which rows an appointment event creates. Runs inside the event's transaction (the rows are
+an outbox); the rows due now are handed to the broker once that transaction commits."""
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from notifications.channels import TEXT_CHANNELS, address_for
+from notifications.outbox.dispatch import enqueue_on_commit
+from notifications.outbox.models import Channel, Notification, NotificationKind, NotificationStatus
+from notifications.outbox.quiet_hours import adjust_reminders
+from notifications.outbox.raw_sql import insert_ignoring_conflicts
+
+
+def snapshot(appointment, previous_starts_at=None):
+    patient = appointment.patient
+    return {
+        "patient_name": patient.name,
+        "timezone": patient.timezone,
+        "language": patient.language,
+        "provider": appointment.provider,
+        "starts_at": appointment.starts_at.isoformat(),
+        "previous_starts_at": previous_starts_at.isoformat() if previous_starts_at else "",
+        "duration_minutes": appointment.duration_minutes,
+        "location": appointment.location,
+        "reason": appointment.reason,
+        "cancel_reason": appointment.cancel_reason,
+        "clinic_name": settings.CLINIC_NAME,
+        # The calendar invitation's: a later move has a higher one.
+        "sequence": appointment.sequence,
+    }
+
+
+def reminder_times(starts_at, schedule=None):
+    """(time, channel) for each reminder of an appointment starting at starts_at."""
+    for entry in schedule if schedule is not None else settings.NOTIFICATIONS_REMINDER_SCHEDULE:
+        offset = timedelta(
+            days=entry.get("days_before", 0),
+            hours=entry.get("hours_before", 0),
+            minutes=entry.get("minutes_before", 0),
+        )
+        for channel in entry["channels"]:
+            yield starts_at - offset, channel
+
+
+def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
+    patient = appointment.patient
+    recipient = address_for(patient, channel)
+    if not skip_reason:
+        if channel in patient.opted_out:
+            skip_reason = f"patient opted out of {channel}"
+        elif not recipient:
+            skip_reason = f"patient has no address for {channel}"
+    return Notification.planned(
+        appointment=appointment,
+        patient=patient,
+        kind=kind,
+        channel=channel,
+        scheduled_for=scheduled_for,
+        recipient=recipient,
+        context=context,
+        skip_reason=skip_reason,
+    )
+
+
+def _reminder_rows(appointment, now, context):
+    patient = appointment.patient
+    reminders = [(at, channel) for at, channel in reminder_times(appointment.starts_at) if channel in patient.channels]
+    for at, channel in adjust_reminders(reminders, appointment.starts_at, patient.timezone):
+        # A reminder whose time passed before it was planned is kept as a skipped row, so
+        # staff can see why the patient did not get it.
+        late = "reminder time had passed when the appointment was planned" if at <= now else ""
+        yield _row(appointment, NotificationKind.REMINDER, channel, at, context, skip_reason=late)
+
+
+def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts_at=None):
+    context = snapshot(appointment, previous_starts_at)
+    rows = [_row(appointment, notice_kind, channel, occurred_at, context) for channel in appointment.patient.channels]
+    if with_reminders:
+        rows.extend(_reminder_rows(appointment, occurred_at, context))
+    # The database's uniqueness key drops the rows a replayed event already planned.
+    inserted = insert_ignoring_conflicts(rows, returning=("id", "kind", "status"))
+    if len(inserted) == len(rows):
+        due_now = [pk for pk, kind, status in inserted if kind == notice_kind and status == NotificationStatus.PENDING]
+    else:
+        # A replay: the notice it would send may be a row the first planning made.
+        due_now = (
+            Notification.objects.filter(
+                appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+            )
+            .order_by()
+            .values_list("id", flat=True)
+        )
+    enqueue_on_commit(list(due_now))
+
+
+def plan_booking(appointment, occurred_at):
+    _plan(appointment, NotificationKind.BOOKING_CONFIRMATION, occurred_at, with_reminders=True)
+
+
+def plan_reschedule(appointment, occurred_at, previous_starts_at):
+    Notification.objects.filter(appointment=appointment, kind=NotificationKind.REMINDER).withdraw()
+    _plan(appointment, NotificationKind.RESCHEDULE, occurred_at, True, previous_starts_at)
+
+
+def plan_cancellation(appointment, occurred_at):
+    # Nothing still waiting makes sense once the appointment is off.
+    Notification.objects.filter(appointment=appointment).withdraw()
+    _plan(appointment, NotificationKind.CANCELLATION, occurred_at, with_reminders=False)
+
+
+def plan_fallback(failed):
+    """An SMS or WhatsApp message that failed for good goes by email instead, as its own row,
+    unless the patient has no usable email or the message already goes by email: the
+    planned-once key refuses a second email of the same message (another channel's fallback
+    included, even when two workers race), and fallback_for a second fallback of one row."""
+    patient = failed.patient
+    if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
+        return None
+    try:
+        with transaction.atomic():
+            fallback = Notification.objects.create(
+                fallback_for=failed,
+                appointment_id=failed.appointment_id,
+                patient=patient,
+                kind=failed.kind,
+                channel=Channel.EMAIL,
+                scheduled_for=failed.scheduled_for,
+                recipient=patient.email,
+                context=failed.context,
+            )
+    except IntegrityError:
+        return None
+    enqueue_on_commit([fallback.pk])
+    return fallback
