@@ -310,7 +310,7 @@ CELERY_TASK_ANNOTATIONS = {
 }
 # Workers log through LOGGING above (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "config.beat:SeedingDatabaseScheduler"
 # The task modules, and the modules a send imports on first use (the twilio client, icalendar):
 # imported before the prefork pool forks, its processes share them rather than each importing them.
 CELERY_IMPORTS = (
@@ -323,8 +323,9 @@ CELERY_IMPORTS = (
     "notifications.channels.twilio_backend",
     "icalendar",
 )
-# The beat schedule is configuration: DatabaseScheduler copies it into its tables at start,
-# where the admin shows it. Exactly one beat process may run.
+# The beat schedule's first values: beat writes each entry into the database (django-celery-beat's
+# tables, edited in the admin) only when it is not there yet, so an operator's change survives
+# restarts (config/beat.py). Exactly one beat process may run.
 CELERY_BEAT_SCHEDULE = {
     "sweep-due-notifications": {
         "task": "notifications.sweep_due",

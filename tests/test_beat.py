@@ -13,8 +13,8 @@ import pytest
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
-from django_celery_beat.schedulers import DatabaseScheduler
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from kombu.utils.imports import symbol_by_name
 
 from config.celery import app
 from notifications.models import Notification
@@ -24,12 +24,24 @@ ROOT = Path(django_settings.BASE_DIR)
 
 
 @pytest.fixture
-def scheduler(transactional_db):
+def start_beat(transactional_db):
+    """Start the configured scheduler as beat does; each call is beat starting (again)."""
     # transactional_db: the scheduler calls close_old_connections(), which closes a connection
     # it finds inside a transaction, as the plain `db` fixture's test would be.
-    scheduler = DatabaseScheduler(app=app)
-    yield scheduler
-    scheduler._finalize.cancel()  # its exit hook would sync to a database long gone
+    started = []
+
+    def start():
+        started.append(symbol_by_name(app.conf.beat_scheduler)(app=app))
+        return started[-1]
+
+    yield start
+    for scheduler in started:
+        scheduler._finalize.cancel()  # its exit hook would sync to a database long gone
+
+
+@pytest.fixture
+def scheduler(start_beat):
+    return start_beat()
 
 
 def test_scheduler_installs_the_sweep_every_sweep_interval(scheduler, settings):
@@ -46,6 +58,46 @@ def test_scheduler_installs_the_lease_reclaim(scheduler, settings):
     assert task.enabled
     assert task.interval.period == "seconds"
     assert task.interval.every == max(10, settings.NOTIFICATIONS_LEASE_SECONDS / 5)
+
+
+def test_an_operators_change_to_the_sweep_interval_survives_beat_restarting(start_beat):
+    start_beat()
+    sweep = PeriodicTask.objects.get(name="sweep-due-notifications")
+    sweep.interval.every = 300  # as the admin's change form saves it
+    sweep.interval.save()
+
+    start_beat()
+
+    assert PeriodicTask.objects.get(name="sweep-due-notifications").interval.every == 300
+
+
+def test_an_operator_who_disables_a_task_finds_it_disabled_after_a_restart(start_beat):
+    start_beat()
+    PeriodicTask.objects.filter(name="staff-failure-digest").update(enabled=False)
+
+    start_beat()
+
+    assert not PeriodicTask.objects.get(name="staff-failure-digest").enabled
+
+
+def test_each_periodic_task_has_a_schedule_record_of_its_own(scheduler, settings):
+    # With the defaults the sweep and the lease reclaim both run every 60 s.
+    assert settings.NOTIFICATIONS_SWEEP_INTERVAL == max(10, settings.NOTIFICATIONS_LEASE_SECONDS / 5)
+    sweep = PeriodicTask.objects.get(name="sweep-due-notifications")
+    reclaim = PeriodicTask.objects.get(name="reclaim-expired-leases")
+    assert sweep.interval_id != reclaim.interval_id
+    sweep.interval.every = 120
+    sweep.interval.save()
+    assert IntervalSchedule.objects.get(pk=reclaim.interval_id).every == 60
+
+
+def test_an_entry_deleted_by_an_operator_is_seeded_again_at_the_next_start(start_beat):
+    start_beat()
+    PeriodicTask.objects.filter(name="purge-old-notifications").delete()
+
+    start_beat()
+
+    assert PeriodicTask.objects.get(name="purge-old-notifications").task == "notifications.purge_old"
 
 
 def test_scheduled_tasks_are_registered_with_the_app(scheduler):
