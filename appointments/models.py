@@ -12,6 +12,16 @@ def default_language():
     return settings.LANGUAGE_CODE
 
 
+class ContactChannel(models.TextChoices):
+    """The ways a patient may choose to hear from the clinic (Patient.channels). The notifications
+    app has a channel for each; its system check notifications.E010 says so at start-up."""
+
+    EMAIL = "email", "Email"
+    SMS = "sms", "SMS"
+    WHATSAPP = "whatsapp", "WhatsApp"
+    IN_APP = "in_app", "In-app"
+
+
 class Patient(models.Model):
     # Set when the patient may sign in (their email is the username).
     user = models.OneToOneField(

@@ -11,10 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from notifications.channels import CHANNEL_NAMES
-
 from .access import visible_patients
-from .models import Appointment, Location, Patient, Provider
+from .models import Appointment, ContactChannel, Location, Patient, Provider
 from .records import RecordName
 
 # ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
@@ -48,7 +46,7 @@ def future(value):
 
 
 class ChannelList(serializers.ListField):
-    child = serializers.ChoiceField(choices=CHANNEL_NAMES)
+    child = serializers.ChoiceField(choices=ContactChannel.values)
 
     def to_internal_value(self, data):
         return list(dict.fromkeys(super().to_internal_value(data)))  # drop repeats, keep order

@@ -10,8 +10,8 @@ from django.utils import timezone
 from accounts.tokens import issue_token
 from appointments.models import Appointment, Location, Patient, Provider
 from notifications.channels import address_for
+from notifications.messages.snapshot import snapshot
 from notifications.models import Notification, NotificationAttempt, NotificationKind
-from notifications.outbox.planning import snapshot
 
 STAFF_USERNAME = "bench-staff"
 CHANNELS = ("email", "sms")

@@ -18,8 +18,8 @@ ROUNDS, CALLS = 7, 500
 
 def rows(language):
     from appointments.models import Appointment, Patient
+    from notifications.messages.snapshot import snapshot
     from notifications.models import Notification
-    from notifications.outbox.planning import snapshot
 
     patient = Patient(pk=1, name="Grace Hopper", email="g@example.com", timezone="Europe/Madrid", language=language)
     appointment = Appointment(

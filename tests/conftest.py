@@ -78,7 +78,7 @@ def twilio(twilio_server, settings):
     settings.TWILIO_WHATSAPP_NUMBER = "whatsapp:+14155238886"
     settings.TWILIO_HTTP_TIMEOUT = 2.0
     # As in production: an approved WhatsApp Content Template for every kind (free-form text
-    # goes only inside a patient's 24-hour session; tests/test_whatsapp.py tests both).
+    # goes only inside a patient's 24-hour session; tests/channels/test_whatsapp.py tests both).
     settings.TWILIO_CONTENT_SIDS = dict(twilio_server.standard_templates)
     text.outbox.clear()
     return twilio_server
@@ -109,7 +109,7 @@ def fresh_template_catalog():
 
 @pytest.fixture(autouse=True)
 def no_quiet_hours(settings):
-    """Reminder times must not depend on the hour the suite runs at; tests/test_quiet_hours.py
+    """Reminder times must not depend on the hour the suite runs at; tests/outbox/test_quiet_hours.py
     sets its own."""
     settings.NOTIFICATIONS_QUIET_HOURS = {}
 

@@ -29,8 +29,8 @@ from bench import floor, services, workload
 from bench.measure import UNFINISHED, progress
 from config.celery import app
 from notifications.messages.rendering import message_context
+from notifications.messages.snapshot import snapshot
 from notifications.models import Notification, NotificationStatus
-from notifications.outbox.planning import snapshot
 
 SEND_TIMEOUT = 300  # seconds before a run is abandoned
 POLL = 0.05  # seconds between looks at the rows while the worker sweeps

@@ -19,9 +19,9 @@ from appointments import services
 from appointments.models import Patient
 from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.messages.rendering import message_context
+from notifications.messages.snapshot import snapshot
 from notifications.outbox.consent import set_opted_out
 from notifications.outbox.models import Channel
-from notifications.outbox.planning import snapshot
 
 CONFIRM_WORDS = {"C", "CONFIRM"}
 # Twilio's default keywords (Advanced Opt-Out), matched on the whole message.

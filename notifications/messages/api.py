@@ -10,11 +10,12 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from appointments.models import Appointment
+from notifications.channels.choices import Channel
 from notifications.messages.checks import check_template
+from notifications.messages.kinds import NotificationKind
 from notifications.messages.models import MessageTemplate, MessageTemplateRevision
 from notifications.messages.preview import render_preview
 from notifications.messages.store import KEY, delete_template, restore_revision, save_template
-from notifications.outbox.models import Channel, NotificationKind
 
 
 def refused(exc):

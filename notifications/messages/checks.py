@@ -9,11 +9,11 @@ from django.template.base import FilterExpression, TokenType
 from django.template.smartif import Literal, TokenBase
 from django.templatetags.i18n import BlockTranslateNode
 
+from notifications.channels.choices import Channel
 from notifications.messages.catalog import compile_part
 from notifications.messages.models import PARTS
 from notifications.messages.preview import render_preview, sample_snapshot
 from notifications.messages.rendering import message_context
-from notifications.outbox.models import Channel
 
 EMAIL_ONLY_PARTS = ("subject", "html")
 # Names a template may bind itself: {% for x in … %}, {% with x=… %}, {% … as x %}.

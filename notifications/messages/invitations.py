@@ -15,8 +15,8 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext
 
 from notifications.channels.email import sender_domain
+from notifications.messages.kinds import NotificationKind
 from notifications.messages.languages import message_language
-from notifications.outbox.models import NotificationKind
 
 METHODS = {
     NotificationKind.BOOKING_CONFIRMATION: "REQUEST",

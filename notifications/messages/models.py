@@ -6,7 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from notifications.outbox.models import Channel, NotificationKind
+from notifications.channels.choices import Channel
+from notifications.messages.kinds import NotificationKind
 
 PARTS = ("subject", "text", "html")
 

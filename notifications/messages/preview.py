@@ -6,10 +6,10 @@ from django.conf import settings
 from django.utils import translation
 
 from appointments.models import Appointment, Patient
+from notifications.channels.choices import Channel
 from notifications.messages.rendering import message_context, render_parts
 from notifications.messages.segments import count_segments
-from notifications.outbox.models import Channel
-from notifications.outbox.planning import snapshot
+from notifications.messages.snapshot import snapshot
 
 
 def sample_snapshot(language):

@@ -20,10 +20,11 @@ from django.utils.autoreload import file_changed
 from django.utils.translation import pgettext
 
 from notifications.channels import Message
+from notifications.channels.choices import Channel
 from notifications.messages.catalog import stored_templates
 from notifications.messages.invitations import invitation
+from notifications.messages.kinds import NotificationKind
 from notifications.messages.languages import message_language
-from notifications.outbox.models import Channel, NotificationKind
 
 TEXT_LIMIT = 1600  # Twilio refuses longer bodies
 # The numbered variables of the clinic's WhatsApp Content Templates (DESIGN.md, contract).

@@ -95,3 +95,21 @@ def sqlite_is_recent_enough(app_configs, **kwargs):
                 )
             )
     return errors
+
+
+@checks.register()
+def every_contact_channel_has_a_channel(app_configs, **kwargs):
+    """A patient may choose only channels a message can go by: appointments names them
+    (ContactChannel), the channel registry sends them; the two lists must be the same."""
+    from appointments.models import ContactChannel
+    from notifications.channels import CHANNEL_NAMES
+
+    if set(ContactChannel.values) == set(CHANNEL_NAMES):
+        return []
+    return [
+        checks.Error(
+            f"Patients may choose {sorted(ContactChannel.values)} but the channels are {sorted(CHANNEL_NAMES)}",
+            hint="Add the channel to notifications/channels/ and to appointments.models.ContactChannel together.",
+            id="notifications.E010",
+        )
+    ]

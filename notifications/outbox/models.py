@@ -16,7 +16,8 @@ from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from notifications.channels import CHANNELS
+from notifications.channels.choices import Channel
+from notifications.messages.kinds import NotificationKind
 from notifications.outbox.backoff import retry_delay
 from notifications.outbox.raw_sql import claimed_rows, insert, statements
 
@@ -28,17 +29,6 @@ class NotificationStatus(models.TextChoices):
     FAILED = "failed"
     CANCELLED = "cancelled"
     SKIPPED = "skipped"
-
-
-class NotificationKind(models.TextChoices):
-    BOOKING_CONFIRMATION = "booking_confirmation"
-    REMINDER = "reminder"
-    RESCHEDULE = "reschedule"
-    CANCELLATION = "cancellation"
-
-
-# The choices of a row's channel are the registry's channels (notifications/channels owns the list).
-Channel = models.TextChoices("Channel", [(name.upper(), (name, channel.label)) for name, channel in CHANNELS.items()])
 
 
 class DeliveryStatus(models.TextChoices):

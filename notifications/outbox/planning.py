@@ -7,29 +7,11 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from notifications.channels import TEXT_CHANNELS, address_for
+from notifications.messages.snapshot import snapshot
 from notifications.outbox.dispatch import enqueue_on_commit
 from notifications.outbox.models import Channel, Notification, NotificationKind, NotificationStatus
 from notifications.outbox.quiet_hours import adjust_reminders
 from notifications.outbox.raw_sql import insert_ignoring_conflicts
-
-
-def snapshot(appointment, previous_starts_at=None):
-    patient = appointment.patient
-    return {
-        "patient_name": patient.name,
-        "timezone": patient.timezone,
-        "language": patient.language,
-        "provider": appointment.provider,
-        "starts_at": appointment.starts_at.isoformat(),
-        "previous_starts_at": previous_starts_at.isoformat() if previous_starts_at else "",
-        "duration_minutes": appointment.duration_minutes,
-        "location": appointment.location,
-        "reason": appointment.reason,
-        "cancel_reason": appointment.cancel_reason,
-        "clinic_name": settings.CLINIC_NAME,
-        # The calendar invitation's: a later move has a higher one.
-        "sequence": appointment.sequence,
-    }
 
 
 def reminder_times(starts_at, schedule=None):

@@ -8,7 +8,7 @@ import pytest
 
 from notifications.models import Notification
 from tests.conftest import settled, wait_for
-from tests.test_dashboard import Tables, staff_browser  # noqa: F401 - the fixture
+from tests.operations.test_dashboard import Tables, staff_browser  # noqa: F401 - the fixture
 
 DASHBOARD = "/admin/notifications/dashboard/"
 

@@ -20,7 +20,7 @@ from config.logging import JsonFormatter, MaskPhoneNumbers, mask_phone_numbers
 from notifications.outbox.delivery import send_notification
 from tests.conftest import settled
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PATIENT_PHONE = "+14155550123"
 # Twilio's magic test number: the stand-in refuses it with 21211, naming the number in the message.
 INVALID_PHONE = "+15005550001"

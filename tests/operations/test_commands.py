@@ -154,7 +154,7 @@ def test_process_starts_without_importing_what_it_does_not_use():
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "SMS_BACKEND": "twilio"}
     started = subprocess.run(
         [sys.executable, "-c", script],
-        cwd=Path(__file__).resolve().parent.parent,
+        cwd=Path(__file__).resolve().parents[2],
         env=env,
         capture_output=True,
         text=True,
@@ -265,3 +265,16 @@ def test_check_refuses_an_sqlite_without_returning_or_update_from(monkeypatch):
 
 def test_check_passes_this_machine_s_database():
     assert "notifications.E004" not in {message.id for message in checks.run_checks()}
+
+
+def test_check_refuses_a_contact_channel_no_channel_sends(monkeypatch):
+    from notifications import channels
+
+    monkeypatch.setattr(channels, "CHANNEL_NAMES", ("email", "sms", "in_app"))
+
+    with pytest.raises(SystemCheckError, match=r"notifications\.E010.*whatsapp"):
+        call_command("check")
+
+
+def test_every_contact_channel_has_a_channel_here():
+    assert "notifications.E010" not in {message.id for message in checks.run_checks()}

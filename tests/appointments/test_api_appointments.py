@@ -91,7 +91,7 @@ def test_patient_cannot_book_for_another_patient(patient_client, make_patient):
 
     response = patient_client.post(URL, booking(other), format="json")
 
-    # The same answer as for an id that does not exist (tests/test_input_limits.py).
+    # The same answer as for an id that does not exist (tests/config/test_input_limits.py).
     assert response.status_code == 400
     assert list(response.json()) == ["patient"]
     assert written() == before
@@ -219,7 +219,7 @@ def test_booking_confirmation_email_is_sent_with_an_html_alternative(booked):
     email = mail.outbox[0]
     assert email.to == ["alan@example.com"]
     assert "Dr. Grace Hopper" in email.body
-    # The HTML part, then the calendar invitation (tests/test_invitations.py checks its life).
+    # The HTML part, then the calendar invitation (tests/messages/test_invitations.py checks its life).
     assert [mimetype for _, mimetype in email.alternatives] == ["text/html", "text/calendar; method=REQUEST"]
     assert "Dr. Grace Hopper" in email.alternatives[0][0]
 
