@@ -16,6 +16,7 @@ EXTRA_FIELDS = (
     "attempt",
     "latency_ms",
     "error_code",
+    "provider_message_id",
 )
 
 

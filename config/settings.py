@@ -174,7 +174,7 @@ SPECTACULAR_SETTINGS = {
 # Email: Django's own settings. EMAIL_BACKEND takes a dotted path or one of the short names;
 # smtp is Django's SMTP backend writing the notifications' emails itself (notifications/channels/email.py).
 _EMAIL_BACKENDS = {
-    "console": "django.core.mail.backends.console.EmailBackend",
+    "console": "notifications.channels.email.ConsoleEmailBackend",
     "locmem": "django.core.mail.backends.locmem.EmailBackend",
     "file": "django.core.mail.backends.filebased.EmailBackend",
     "smtp": "notifications.channels.email.SMTPBackend",
@@ -216,7 +216,12 @@ if SMS_BACKEND not in ("twilio", "console", "locmem"):
 if PRODUCTION:
     # Production never pretends to send: a console or in-memory backend would mark every message
     # sent (and print the full address to stdout) while no patient hears of their appointment.
-    if EMAIL_BACKEND in (_EMAIL_BACKENDS["console"], _EMAIL_BACKENDS["locmem"]):
+    _PRETENDING = (
+        _EMAIL_BACKENDS["console"],
+        _EMAIL_BACKENDS["locmem"],
+        "django.core.mail.backends.console.EmailBackend",
+    )
+    if EMAIL_BACKEND in _PRETENDING:
         raise ImproperlyConfigured(
             f"EMAIL_BACKEND must send real email when DJANGO_ENV=production (e.g. smtp), not {EMAIL_BACKEND!r}"
         )
@@ -310,6 +315,8 @@ CELERY_TASK_ANNOTATIONS = {
 }
 # Workers log through LOGGING above (JSON lines in production), not Celery's own format.
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# What a task prints is ordinary output, not a warning (Celery's default level for it).
+CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULER = "config.beat:SeedingDatabaseScheduler"
 # The task modules, and the modules a send imports on first use (the twilio client, icalendar):
 # imported before the prefork pool forks, its processes share them rather than each importing them.

@@ -245,10 +245,16 @@ def _send(notification, session):
 def _log(outcome, won):
     notification = outcome.notification
     status = outcome.fields["status"] if notification.pk in won else "lost"
+    provider_message_id = outcome.fields.get("provider_message_id", "")
+    latency_ms = round((outcome.now - notification.claimed_at).total_seconds() * 1000, 1)
     logger.info(
-        "notification %s %s",
+        "notification %s %s %s %s in %s ms%s",
         notification.pk,
+        notification.channel,
+        notification.kind,
         status,
+        latency_ms,
+        f", provider id {provider_message_id}" if provider_message_id else "",
         extra={
             "notification_id": notification.pk,
             "appointment_id": notification.appointment_id,
@@ -257,7 +263,8 @@ def _log(outcome, won):
             "outcome": status,
             "attempt": notification.attempts,
             "error_code": outcome.fields.get("error_code", ""),
-            "latency_ms": round((outcome.now - notification.claimed_at).total_seconds() * 1000, 1),
+            "latency_ms": latency_ms,
+            "provider_message_id": provider_message_id,
         },
     )
 

@@ -14,9 +14,12 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.mail import send_mail
 from django.utils.module_loading import import_string
 
+from config.celery import app as project_app
 from config.logging import JsonFormatter, MaskPhoneNumbers, mask_phone_numbers
+from notifications.channels.text import send_one_off_sms
 from notifications.outbox.delivery import send_notification
 from tests.conftest import settled
 
@@ -260,3 +263,59 @@ def test_mask_phone_numbers_keeps_only_the_last_four_digits(text, masked):
 @pytest.mark.parametrize("text", ["notification 42 sent", "SM0123456789abcdef", "attempt 3 after 1500 ms", ""])
 def test_mask_phone_numbers_leaves_text_without_numbers_alone(text):
     assert mask_phone_numbers(text) == text
+
+
+# What an operator reads in a plain (development) log.
+
+
+def test_a_send_logs_one_plain_line_naming_what_was_sent_and_how(caplog, book, make_patient, twilio):
+    row = booking_confirmation(book, make_patient, PATIENT_PHONE)
+
+    with caplog.at_level(logging.INFO, logger="notifications.outbox.delivery"):
+        assert send_notification(row.pk) == "sent"
+
+    row.refresh_from_db()
+    [line] = [r.getMessage() for r in caplog.records if r.name == "notifications.outbox.delivery"]
+    assert line.startswith(f"notification {row.pk} sms booking_confirmation sent in ")
+    assert " ms" in line and f"provider id {row.provider_message_id}" in line
+
+
+def test_console_text_messages_are_logged_at_info_with_the_number_masked(caplog, capsys, settings):
+    settings.SMS_BACKEND = "console"
+
+    with caplog.at_level(logging.INFO):
+        send_one_off_sms(PATIENT_PHONE, "Your code is 123456")
+
+    [record] = [r for r in caplog.records if "Your code is 123456" in r.getMessage()]
+    assert record.levelno == logging.INFO
+    assert PATIENT_PHONE not in format_as_the_console_does(record)
+    assert PATIENT_PHONE[-4:] in format_as_the_console_does(record)
+    assert PATIENT_PHONE not in capsys.readouterr().out
+
+
+def test_console_emails_are_logged_at_info(caplog, capsys, settings):
+    settings.EMAIL_BACKEND = "notifications.channels.email.ConsoleEmailBackend"
+
+    with caplog.at_level(logging.INFO):
+        send_mail("Your appointment", "See you on Monday", None, ["grace@example.com"])
+
+    [record] = [r for r in caplog.records if "See you on Monday" in r.getMessage()]
+    assert record.levelno == logging.INFO and "grace@example.com" in record.getMessage()
+    assert "See you on Monday" not in capsys.readouterr().out
+
+
+def test_the_console_email_backend_is_the_logging_one():
+    from config.settings import _EMAIL_BACKENDS
+
+    assert _EMAIL_BACKENDS["console"] == "notifications.channels.email.ConsoleEmailBackend"
+
+
+def test_the_worker_logs_what_it_prints_at_info():
+    assert project_app.conf.worker_redirect_stdouts_level == "INFO"
+
+
+def format_as_the_console_does(record):
+    """The record's message after the console handler's filters (they mask in place)."""
+    for name in django_settings.LOGGING["handlers"]["console"]["filters"]:
+        import_string(django_settings.LOGGING["filters"][name]["()"])().filter(record)
+    return record.getMessage()
