@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .backoff import retry_delay
 from .channels import CHANNELS
-from .raw_sql import claimed_rows, insert, statements
+from .raw_sql import claimed_rows, insert, statements, storable
 
 
 class NotificationStatus(models.TextChoices):
@@ -414,7 +414,9 @@ def _update_each(columns, outcomes):
     rows = []
     for o in outcomes:
         values = {**o.fields, "updated_at": o.now}
-        rows.append([o.notification.pk, *(field.get_db_prep_save(values[field.name], connection) for field in fields)])
+        rows.append(
+            [o.notification.pk, *(field.get_db_prep_save(storable(values[field.name]), connection) for field in fields)]
+        )
     placeholders = f"({', '.join(['%s'] * (len(fields) + 1))})"
     with connection.cursor() as cursor:
         for chunk in statements(rows, len(fields) + 1):
