@@ -373,8 +373,7 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
         if max_rows is not None:
             limit = min(limit, max_rows - handled)
         if time_limit is not None:
-            rounds = int((time_limit - (time.monotonic() - started)) // longest_send())
-            limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * rounds - in_flight)
+            limit = min(limit, sweep_capacity(time_limit - (time.monotonic() - started)) - in_flight)
         batch = claim_due_batch(limit, include_failed) if limit > 0 else []
         handled += len(batch)
         return batch
@@ -384,6 +383,11 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
         report.outcomes.update(deliver(first, next_batch))
     report.left = Notification.objects.due(timezone.now(), include_failed).count()
     return report
+
+
+def sweep_capacity(seconds):
+    """The rows a sweep's threads can send in these seconds, each send as slow as it can be."""
+    return settings.NOTIFICATIONS_SEND_THREADS * int(seconds // longest_send())
 
 
 def longest_send():
