@@ -29,10 +29,11 @@ from .models import Channel, NotificationKind
 TEXT_LIMIT = 1600  # Twilio refuses longer bodies
 # The numbered variables of the clinic's WhatsApp Content Templates (DESIGN.md, contract).
 CONTENT_VARIABLES = ("patient_name", "date", "time", "provider", "location", "clinic_name")
-# Characters no channel carries (nor PostgreSQL stores): the C0 controls but tab and line
-# breaks, NUL among them, and lone surrogates (not UTF-8). A template that compiles and names
-# only known variables can still render one (`{{ 0|stringformat:"c" }}`).
-UNSENDABLE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# Characters no channel carries (nor PostgreSQL stores): NUL, and lone surrogates (not UTF-8,
+# so no email or request can even be encoded). A template that compiles and names only known
+# variables can still render one (`{{ 0|stringformat:"c" }}`). Other control characters pass:
+# a patient's name holding one must not cost them every message.
+UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class UnsendableMessage(DeliveryError):
