@@ -2,7 +2,9 @@
 whose `opted_out` the admin saved as `0`, not a list) shares a batch with healthy rows. The
 sweep runs round after round as beat would, each round followed by an expired lease and a
 reclaim. The bad row ends alone (failed, `internal`, its error kept); the healthy rows are sent
-once each, whatever the rounds."""
+once each, whatever the rounds. 8b-8d: a value the database will not store (a NUL a staff
+template renders, a NUL in Twilio's answer, a refusal no sanitizing foresees) in the outcome
+write the batch shares."""
 
 from collections import Counter
 from datetime import timedelta
