@@ -1,3 +1,5 @@
+import math
+
 from django.core import checks
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
@@ -71,7 +73,7 @@ def sweep_can_claim_a_row(app_configs, **kwargs):
             f"EMAIL_TIMEOUT={settings.EMAIL_TIMEOUT:g}) on NOTIFICATIONS_SEND_THREADS="
             f"{settings.NOTIFICATIONS_SEND_THREADS} thread(s), NOTIFICATIONS_SWEEP_BATCH_SIZE="
             f"{settings.NOTIFICATIONS_SWEEP_BATCH_SIZE}",
-            hint=f"Raise NOTIFICATIONS_LEASE_SECONDS to at least {2 * (longest_send() + SWEEP_START):g}, or lower "
+            hint=f"Raise NOTIFICATIONS_LEASE_SECONDS to at least {2 * math.ceil(longest_send() + SWEEP_START)}, or lower "
             "TWILIO_HTTP_TIMEOUT, EMAIL_TIMEOUT and RATE_LIMIT_MAX_WAIT; keep at least one send thread and a "
             "batch size of at least 1.",
             id="notifications.E005",
