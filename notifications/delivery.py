@@ -373,7 +373,15 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
         if max_rows is not None:
             limit = min(limit, max_rows - handled)
         if time_limit is not None:
-            limit = min(limit, sweep_capacity(time_limit - (time.monotonic() - started)) - in_flight)
+            capacity = sweep_capacity(time_limit - (time.monotonic() - started))
+            if capacity < 1 and not handled and not in_flight:
+                # What check E005 refuses at start, said by each sweep of a worker, which runs no check that stops it.
+                logger.error(
+                    "this sweep can claim no row: its time limit (%g s) holds no send of %g s (notifications.E005)",
+                    time_limit,
+                    longest_send(),
+                )
+            limit = min(limit, capacity - in_flight)
         batch = claim_due_batch(limit, include_failed) if limit > 0 else []
         handled += len(batch)
         return batch

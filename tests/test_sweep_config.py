@@ -54,7 +54,7 @@ def test_the_same_lease_with_timeouts_that_fit_is_accepted(tmp_path):
     ],
 )
 def test_the_check_refuses_exactly_the_configurations_whose_sweep_claims_nothing(
-    db, book, make_patient, settings, lease, http_timeout, max_wait, threads
+    db, book, make_patient, settings, caplog, lease, http_timeout, max_wait, threads
 ):
     settings.NOTIFICATIONS_LEASE_SECONDS = lease
     settings.CELERY_TASK_ANNOTATIONS = {SWEEP: {"soft_time_limit": lease // 2, "time_limit": lease * 2 // 3}}
@@ -69,3 +69,6 @@ def test_the_check_refuses_exactly_the_configurations_whose_sweep_claims_nothing
 
     claimed = Notification.objects.exclude(attempts=0).count()
     assert (refused, claimed == 0) in {(True, True), (False, False)}, (refused, str(report))
+    # A worker runs no check that stops it: each of its sweeps that can claim nothing says so.
+    said = any("notifications.E005" in record.getMessage() for record in caplog.records if record.levelname == "ERROR")
+    assert said == refused
