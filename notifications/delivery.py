@@ -187,9 +187,16 @@ def _record(outcomes):
         if len(outcomes) == 1:
             return _record_refused(outcomes[0], exc)
         logger.exception("the %d outcome(s) were refused together; writing them one at a time", len(outcomes))
-    won = set()
-    for outcome in outcomes:
-        won |= _record([outcome])
+    won, written = set(), []
+    try:
+        for outcome in outcomes:
+            won |= _record([outcome])
+            written.append(outcome)
+    except BLIPS:
+        # Off the caller's list, which it tries again: their attempts must not be recorded twice.
+        for outcome in written:
+            outcomes.remove(outcome)
+        raise
     return won
 
 
