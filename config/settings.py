@@ -252,6 +252,11 @@ NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
 # How often a worker looks for templates staff edited in another process (one small query);
 # the process that saved one uses it at once.
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
+# A due row waiting longer than this means the backlog stalled (/healthz's `backlog`, /metrics):
+# above the lease, as a row whose worker died waits for the lease and the reclaim before it is due.
+NOTIFICATIONS_BACKLOG_STALLED_SECONDS = env_float(
+    "NOTIFICATIONS_BACKLOG_STALLED_SECONDS", max(900.0, 2.0 * NOTIFICATIONS_LEASE_SECONDS)
+)
 # A bearer token that lets a Prometheus server read /metrics (staff signed in always may); none by default.
 METRICS_TOKEN = env_str("METRICS_TOKEN")
 # The daily failure digest goes to these addresses, or else to every active staff user with an email.

@@ -9,6 +9,7 @@ gettext (locale/); a sentence a language has no translation of stays in the defa
 The wording is taken when the row is sent, not when it was planned."""
 
 import functools
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,7 @@ from django.utils import dateformat, translation
 from django.utils.autoreload import file_changed
 from django.utils.translation import pgettext
 
-from notifications.channels import Message
+from notifications.channels import DeliveryError, Message
 from notifications.channels.choices import Channel
 from notifications.messages.catalog import stored_templates
 from notifications.messages.invitations import invitation
@@ -29,6 +30,19 @@ from notifications.messages.languages import message_language
 TEXT_LIMIT = 1600  # Twilio refuses longer bodies
 # The numbered variables of the clinic's WhatsApp Content Templates (DESIGN.md, contract).
 CONTENT_VARIABLES = ("patient_name", "date", "time", "provider", "location", "clinic_name")
+# Characters no channel carries (nor PostgreSQL stores): NUL, and lone surrogates (not UTF-8,
+# so no email or request can even be encoded). A template that compiles and names only known
+# variables can still render one (`{{ 0|stringformat:"c" }}`). Other control characters pass:
+# a patient's name holding one must not cost them every message.
+UNSENDABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+class UnsendableMessage(DeliveryError):
+    """A rendered message holding a character no channel carries: sending it again renders it
+    again, so the row dies at once (code `internal`), with the part and the character named."""
+
+    def __init__(self, message):
+        super().__init__(message, permanent=True, code="internal")
 
 
 def template_names(channel, kind):
@@ -60,7 +74,21 @@ def render(notification):
         parts["calendar_method"], parts["calendar"] = calendar
     if notification.channel == Channel.WHATSAPP:
         parts["variables"] = {str(n): str(context.get(name, "")) for n, name in enumerate(CONTENT_VARIABLES, 1)}
+    refuse_unsendable(parts, f"{notification.channel} {notification.kind} in {language!r}")
     return Message(**parts)
+
+
+def refuse_unsendable(parts, which):
+    """Raise UnsendableMessage when a rendered part holds a character no channel carries."""
+    texts = {name: value for name, value in parts.items() if isinstance(value, str)}
+    texts |= {f"variable {n}": value for n, value in parts.get("variables", {}).items()}
+    for name, value in texts.items():
+        found = UNSENDABLE.search(value)
+        if found:
+            raise UnsendableMessage(
+                f"the {which} message renders U+{ord(found.group()):04X} in its {name}, which no channel carries: "
+                "check the clinic's template for it"
+            )
 
 
 def render_parts(channel, kind, context, stored):

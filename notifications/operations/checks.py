@@ -1,3 +1,5 @@
+import math
+
 from django.core import checks
 from django.template import TemplateDoesNotExist
 from django.template.loader import select_template
@@ -39,6 +41,42 @@ def lease_outlasts_a_send(app_configs, **kwargs):
             f"send ({longest:g} s): a slow send can outlive its lease and go out twice",
             hint="Raise NOTIFICATIONS_LEASE_SECONDS, or lower TWILIO_HTTP_TIMEOUT and EMAIL_TIMEOUT.",
             id="notifications.W001",
+        )
+    ]
+
+
+# Seconds of a sweep's soft time limit its own start takes before its first claim (the reclaim
+# query, the connection): a limit of exactly one send leaves less than one.
+SWEEP_START = 1.0
+SWEEP_TASK = "notifications.sweep_due"
+
+
+@checks.register()
+def sweep_can_claim_a_row(app_configs, **kwargs):
+    """A sweep claims no more rows than its threads can send before its soft time limit: with a
+    limit shorter than one send it claims none, every time, and nothing due is ever sent."""
+    from django.conf import settings
+
+    from notifications.outbox.delivery import longest_send, sweep_capacity
+
+    soft_limit = settings.CELERY_TASK_ANNOTATIONS.get(SWEEP_TASK, {}).get(
+        "soft_time_limit", settings.CELERY_TASK_SOFT_TIME_LIMIT
+    )
+    if min(settings.NOTIFICATIONS_SWEEP_BATCH_SIZE, sweep_capacity(soft_limit - SWEEP_START)) >= 1:
+        return []
+    return [
+        checks.Error(
+            f"A sweep could never claim a row: its soft time limit ({soft_limit:g} s, half of "
+            f"NOTIFICATIONS_LEASE_SECONDS={settings.NOTIFICATIONS_LEASE_SECONDS}), less {SWEEP_START:g} s for its "
+            f"start, holds no send of {longest_send():g} s (RATE_LIMIT_MAX_WAIT={settings.RATE_LIMIT_MAX_WAIT:g} "
+            f"+ the larger of 2 × TWILIO_HTTP_TIMEOUT={settings.TWILIO_HTTP_TIMEOUT:g} and "
+            f"EMAIL_TIMEOUT={settings.EMAIL_TIMEOUT:g}) on NOTIFICATIONS_SEND_THREADS="
+            f"{settings.NOTIFICATIONS_SEND_THREADS} thread(s), NOTIFICATIONS_SWEEP_BATCH_SIZE="
+            f"{settings.NOTIFICATIONS_SWEEP_BATCH_SIZE}",
+            hint=f"Raise NOTIFICATIONS_LEASE_SECONDS to at least {2 * math.ceil(longest_send() + SWEEP_START)}, or lower "
+            "TWILIO_HTTP_TIMEOUT, EMAIL_TIMEOUT and RATE_LIMIT_MAX_WAIT; keep at least one send thread and a "
+            "batch size of at least 1.",
+            id="notifications.E005",
         )
     ]
 

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from notifications.operations.monitoring import counts_by_status_and_channel, oldest_due_age
+from notifications.operations.monitoring import backlog_stalled, counts_by_status_and_channel, oldest_due_age
 from notifications.outbox.models import Channel, Notification, NotificationAttempt
 
 # Upper bounds of the send latency histogram's buckets, in seconds: a provider's API call takes
@@ -57,6 +57,16 @@ def queue_metrics(now):
         "notifications_oldest_due_age_seconds",
         "How long the longest-waiting due row has waited (0 when none is due).",
         value=age or 0,
+    )
+    yield GaugeMetricFamily(
+        "notifications_backlog_stalled",
+        "1 when the oldest due row has waited past notifications_backlog_stalled_after_seconds: nothing sends the backlog.",
+        value=int(backlog_stalled(age)),
+    )
+    yield GaugeMetricFamily(
+        "notifications_backlog_stalled_after_seconds",
+        "NOTIFICATIONS_BACKLOG_STALLED_SECONDS: the wait of a due row past which the backlog counts as stalled.",
+        value=settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS,
     )
 
 

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.db.models import Count, Min, Q
 from django.utils import timezone
 
@@ -23,6 +24,23 @@ def oldest_due_age(now):
     )
     oldest = min((t for t in since.values() if t), default=None)
     return (now - oldest).total_seconds() if oldest else None
+
+
+def backlog_stalled(age):
+    """Whether a due row that has waited `age` seconds (None when none is due) means the backlog
+    stopped shrinking: nothing sends it (a sweep that can claim nothing, no worker, no beat)."""
+    return age is not None and age > settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS
+
+
+def backlog_state(now):
+    """/healthz's word on the due backlog: "ok", or "stalled: …" naming the wait and the setting."""
+    age = oldest_due_age(now)
+    if not backlog_stalled(age):
+        return "ok"
+    return (
+        f"stalled: the oldest due row has waited {age:.0f} s "
+        f"(NOTIFICATIONS_BACKLOG_STALLED_SECONDS={settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS:g})"
+    )
 
 
 def queue_summary():

@@ -35,6 +35,8 @@ OUTCOME_WRITE_WINDOW = 0.05
 CURRENT_STATE_MAX_AGE = 0.05
 # Seconds between the tries of an outcome write, or a claim, the database refused: a blip, not an outage.
 WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
+# The database errors that are a blip (a dropped connection, a failover), not a refusal.
+BLIPS = (OperationalError, InterfaceError)
 
 
 def send_notification(notification_id):
@@ -174,17 +176,61 @@ def _record(outcomes):
     """Write the outcomes, and the email fallback of each text message that died, in one
     transaction: a crash between a death and its fallback would lose the fallback for good.
     Tried again through a database blip: an outcome not written leaves its row to the lease,
-    and an email whose outcome was lost goes again."""
+    and an email whose outcome was lost goes again. Refused for anything else (a value the
+    database will not store), they are written one at a time, so only the bad row fails."""
+    try:
+        return _through_blips(f"writing {len(outcomes)} outcome(s)", _record_together, outcomes)
+    except BLIPS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - whatever one row holds must not strand the others
+        if len(outcomes) == 1:
+            return _record_refused(outcomes[0], exc)
+        logger.exception("the %d outcome(s) were refused together; writing them one at a time", len(outcomes))
+    won, written = set(), []
+    try:
+        for outcome in outcomes:
+            won |= _record([outcome])
+            written.append(outcome)
+    except BLIPS:
+        # Off the caller's list, which it tries again: their attempts must not be recorded twice.
+        for outcome in written:
+            outcomes.remove(outcome)
+        raise
+    return won
 
-    def write():
-        with transaction.atomic():
-            won = record_outcomes(outcomes)
-            for outcome in outcomes:
-                if outcome.notification.pk in won and outcome.notification.is_dead:
-                    after_dead(outcome.notification)
+
+def _record_together(outcomes):
+    with transaction.atomic():
+        won = record_outcomes(outcomes)
+        for outcome in outcomes:
+            if outcome.notification.pk in won and outcome.notification.is_dead:
+                after_dead(outcome.notification)
+    return won
+
+
+def _record_refused(outcome, error):
+    """One row's outcome the database refused: the row dies in its stead (code `internal`, the
+    refusal kept), possibly sent when the refused outcome was a send; the outcome becomes that
+    death, for the counts and the log. If even that is refused, the row is left to its lease."""
+    notification = outcome.notification
+    logger.error("notification %s: its outcome was refused; it is recorded dead", notification.pk, exc_info=error)
+    refused = notification.outcome(
+        NotificationStatus.FAILED,
+        error=f"its outcome ({outcome.fields['status']}) was not stored: {error.__class__.__name__}: {error}",
+        error_code="internal",
+        permanent=True,
+        possibly_sent=outcome.fields["status"] == NotificationStatus.SENT,
+        now=outcome.now,
+    )
+    try:
+        won = _through_blips(f"writing the death of notification {notification.pk}", _record_together, [refused])
+        outcome.fields = refused.fields
         return won
-
-    return _through_blips(f"writing {len(outcomes)} outcome(s)", write)
+    except BLIPS:
+        raise
+    except Exception:  # noqa: BLE001 - one row's trouble stays its own
+        logger.exception("notification %s: not even its death was stored; its lease returns it", notification.pk)
+        return set()
 
 
 def _through_blips(what, function, *args):
@@ -193,7 +239,7 @@ def _through_blips(what, function, *args):
     for delay in (*WRITE_RETRY_DELAYS, None):
         try:
             return function(*args)
-        except (OperationalError, InterfaceError):
+        except BLIPS:
             if delay is None or connection.in_atomic_block:
                 raise
             logger.warning("%s failed; trying again in %g s", what, delay, exc_info=True)
@@ -340,8 +386,15 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
         if max_rows is not None:
             limit = min(limit, max_rows - handled)
         if time_limit is not None:
-            rounds = int((time_limit - (time.monotonic() - started)) // longest_send())
-            limit = min(limit, settings.NOTIFICATIONS_SEND_THREADS * rounds - in_flight)
+            capacity = sweep_capacity(time_limit - (time.monotonic() - started))
+            if capacity < 1 and not handled and not in_flight:
+                # What check E005 refuses at start, said by each sweep of a worker, which runs no check that stops it.
+                logger.error(
+                    "this sweep can claim no row: its time limit (%g s) holds no send of %g s (notifications.E005)",
+                    time_limit,
+                    longest_send(),
+                )
+            limit = min(limit, capacity - in_flight)
         batch = claim_due_batch(limit, include_failed) if limit > 0 else []
         handled += len(batch)
         return batch
@@ -351,6 +404,11 @@ def sweep(max_rows=None, include_failed=True, time_limit=None):
         report.outcomes.update(deliver(first, next_batch))
     report.left = Notification.objects.due(timezone.now(), include_failed).count()
     return report
+
+
+def sweep_capacity(seconds):
+    """The rows a sweep's threads can send in these seconds, each send as slow as it can be."""
+    return settings.NOTIFICATIONS_SEND_THREADS * int(seconds // longest_send())
 
 
 def longest_send():

@@ -19,7 +19,7 @@ from django.utils import timezone
 from notifications.channels.choices import Channel
 from notifications.messages.kinds import NotificationKind
 from notifications.outbox.backoff import retry_delay
-from notifications.outbox.raw_sql import claimed_rows, insert, statements
+from notifications.outbox.raw_sql import claimed_rows, insert, statements, storable
 
 
 class NotificationStatus(models.TextChoices):
@@ -404,7 +404,9 @@ def _update_each(columns, outcomes):
     rows = []
     for o in outcomes:
         values = {**o.fields, "updated_at": o.now}
-        rows.append([o.notification.pk, *(field.get_db_prep_save(values[field.name], connection) for field in fields)])
+        rows.append(
+            [o.notification.pk, *(field.get_db_prep_save(storable(values[field.name]), connection) for field in fields)]
+        )
     placeholders = f"({', '.join(['%s'] * (len(fields) + 1))})"
     with connection.cursor() as cursor:
         for chunk in statements(rows, len(fields) + 1):

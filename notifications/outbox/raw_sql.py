@@ -4,8 +4,28 @@ outcome write's attempt rows. (The outcome write's other statements are beside
 record_outcomes, in models.py.)"""
 
 import functools
+import re
 
 from django.db import connections, router
+
+# What PostgreSQL refuses in text and JSON: NUL, and lone surrogates (not UTF-8), which Python
+# strings can hold (a template's stringformat:"c", a provider's answer).
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable(value):
+    """The value as the database takes it: NUL dropped and lone surrogates made U+FFFD, in a
+    string or anywhere in a JSON value; anything else as it is. One refused value would fail the
+    whole statement, the rows of every other patient in it."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "")
+        return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(item) for item in value]
+    return value
 
 
 def insert_ignoring_conflicts(instances, returning=()):
@@ -43,7 +63,8 @@ def insert(model, fields, rows, ignore_conflicts=False, returning=()):
     )
     placeholders = f"({', '.join(['%s'] * len(fields))})"
     prepared = [
-        [field.get_db_prep_save(value, connection) for field, value in zip(fields, row, strict=True)] for row in rows
+        [field.get_db_prep_save(storable(value), connection) for field, value in zip(fields, row, strict=True)]
+        for row in rows
     ]
     inserted = []
     with connection.cursor() as cursor:

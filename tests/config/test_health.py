@@ -3,9 +3,11 @@ Both are open to anyone: a load balancer and an API client ask without credentia
 
 import socket
 import time
+from datetime import timedelta
 
 import pytest
 import yaml
+from django.utils import timezone
 
 # Generous: the checks use one-second timeouts, so a healthy or refused broker answers at once
 # and a hanging one within about a second.
@@ -44,7 +46,7 @@ def test_healthz_reports_database_and_broker_ok(client, db, settings, redis_url)
     response = client.get("/healthz")
 
     assert response.status_code == 200
-    assert response.json() == {"database": "ok", "broker": "ok"}
+    assert response.json() == {"database": "ok", "broker": "ok", "backlog": "ok"}
 
 
 def test_healthz_needs_no_credentials(client, db, settings, django_user_model, redis_url):
@@ -123,3 +125,33 @@ def test_api_docs_page_answers(client, db):
 
     assert response.status_code == 200
     assert b"/api/schema/" in response.content
+
+
+def test_healthz_reports_a_backlog_whose_oldest_due_row_waited_past_the_threshold(client, book, settings, redis_url):
+    # Issue 27, finding 5: a sweep that can claim nothing leaves the due rows waiting, silently.
+    settings.REDIS_URL = redis_url
+    settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS = 900
+    appointment = book()  # no worker: its confirmations stay due
+    appointment.notifications.filter(kind="booking_confirmation").update(
+        scheduled_for=timezone.now() - timedelta(seconds=1000)
+    )
+
+    response = client.get("/healthz")
+
+    # Still 200: the web tier is fine, and a load balancer that took it out would cure nothing.
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["database"], body["broker"]) == ("ok", "ok")
+    assert body["backlog"].startswith("stalled: the oldest due row has waited 1000 s")
+    assert "NOTIFICATIONS_BACKLOG_STALLED_SECONDS=900" in body["backlog"]
+
+
+def test_healthz_reports_a_backlog_within_the_threshold_ok(client, book, settings, redis_url):
+    settings.REDIS_URL = redis_url
+    settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS = 900
+    appointment = book()
+    appointment.notifications.filter(kind="booking_confirmation").update(
+        scheduled_for=timezone.now() - timedelta(seconds=800)
+    )
+
+    assert client.get("/healthz").json()["backlog"] == "ok"

@@ -115,3 +115,20 @@ def test_yesterdays_attempts_are_not_in_todays_counters(client, book, metrics_to
     samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert sample(samples, "notifications_send_attempts_total", channel="email", outcome="sent") is None
+
+
+@pytest.mark.parametrize(("waited", "stalled"), [(1000, 1), (800, 0)])
+def test_a_backlog_whose_oldest_due_row_waited_past_the_threshold_is_stalled(
+    client, book, settings, metrics_token, waited, stalled
+):
+    settings.NOTIFICATIONS_BACKLOG_STALLED_SECONDS = 900
+    appointment = book()  # no worker: its confirmations stay due
+    appointment.notifications.filter(kind="booking_confirmation").update(
+        scheduled_for=timezone.now() - timedelta(seconds=waited)
+    )
+
+    samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
+
+    assert sample(samples, "notifications_backlog_stalled") == stalled
+    assert sample(samples, "notifications_backlog_stalled_after_seconds") == 900
+    assert waited <= sample(samples, "notifications_oldest_due_age_seconds") < waited + 60

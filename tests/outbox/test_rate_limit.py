@@ -3,8 +3,8 @@
 import pytest
 import redis
 
-from notifications.models import Notification, NotificationAttempt
 from notifications.outbox import delivery, ratelimit
+from notifications.models import Notification, NotificationAttempt
 
 
 @pytest.fixture(autouse=True)
