@@ -273,6 +273,9 @@ def reason_not_to_send(notification):
         return f"patient opted out of {notification.channel}"
     if appointment.status == AppointmentStatus.CANCELLED and notification.kind != NotificationKind.CANCELLATION:
         return "appointment cancelled"
+    if notification.context.get("sequence", appointment.sequence) < appointment.sequence:
+        # Planned before the appointment's last change (a move): it names a time it no longer has.
+        return "appointment moved"
     if notification.kind == NotificationKind.REMINDER:
         if appointment.starts_at <= timezone.now():
             return "appointment already past"

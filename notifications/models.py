@@ -176,25 +176,29 @@ class NotificationQuerySet(models.QuerySet):
         )
 
     def settle_by_receipt(self, provider_message_id, now=None):
-        """A receipt for these rows (its callback URL names the row): a row whose send went
-        unanswered learns the sid Twilio gave it and, while it waits to be tried again, becomes
-        SENT, so the retry sends nothing a second time. Both UPDATEs re-check the row, so a
-        claim that took the row first keeps it (its retry looks for the message at Twilio)."""
+        """A receipt for these rows (its callback URL names the row) is evidence that Twilio took
+        the message: a row whose send went unanswered learns the sid Twilio gave it and, while
+        it waits to be tried again, is dead or is still `sending` (its worker may have died
+        before writing the outcome), becomes SENT, so no retry, lease or fallback acts on it
+        again. Both UPDATEs re-check the row; a claim whose outcome comes later finds its token
+        gone and writes nothing."""
         now = now or timezone.now()
         self.filter(provider_message_id="").update(provider_message_id=provider_message_id, updated_at=now)
-        return self.filter(
-            provider_message_id=provider_message_id,
-            possibly_sent=True,
-            status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED],
-        ).update(
-            status=NotificationStatus.SENT,
-            possibly_sent=False,
-            next_attempt_at=None,
-            died_at=None,
-            sent_at=now,
-            last_error="",
-            error_code="",
-            updated_at=now,
+        unanswered = Q(possibly_sent=True, status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED])
+        return (
+            self.filter(provider_message_id=provider_message_id)
+            .filter(unanswered | Q(status=NotificationStatus.SENDING))
+            .update(
+                status=NotificationStatus.SENT,
+                possibly_sent=False,
+                claim_token=None,
+                next_attempt_at=None,
+                died_at=None,
+                sent_at=now,
+                last_error="",
+                error_code="",
+                updated_at=now,
+            )
         )
 
     def retry(self):
