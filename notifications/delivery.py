@@ -21,7 +21,7 @@ from .channels import DeliveryError, SendSession, get_channel
 from .consent import after_dead
 from .models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from .planning import plan_fallback
-from .ratelimit import take_token
+from .ratelimit import take_token, token_interval
 from .rendering import render
 
 logger = logging.getLogger(__name__)
@@ -228,7 +228,10 @@ def _send(notification, session):
         # reclaimed and sent again): back to the queue, uncounted.
         return notification.outcome(NotificationStatus.PENDING)
     if not take_token(notification.channel):
-        return notification.outcome(NotificationStatus.PENDING)
+        # Not due again before the bucket refills a token: the sweep would claim it again at once.
+        return notification.outcome(
+            NotificationStatus.PENDING, not_before=timezone.now() + token_interval(notification.channel)
+        )
     try:
         message = render(notification)
         provider_message_id = session.send(get_channel(notification.channel), notification, message)

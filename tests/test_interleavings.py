@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from appointments import services
 from appointments.models import Patient
-from notifications import delivery
+from notifications import delivery, ratelimit
 from notifications.channels import SendSession, get_channel
 from notifications.models import Notification
 from notifications.rendering import render
@@ -218,3 +218,23 @@ def test_c_twice_with_two_upcoming_appointments_confirms_both(db, book, make_pat
 
     sooner.refresh_from_db(), later.refresh_from_db()
     assert (sooner.confirmed_at is not None, later.confirmed_at is not None) == (True, True)
+
+
+# Item 6a: a row deferred for want of a rate-limit token keeps a time before which it is not
+# due, so the sweep does not claim it again at once (it did, 19 times in a second at 1 send/s).
+
+
+def test_a_row_deferred_for_want_of_a_token_is_not_due_again_before_one_frees(db, settings, twilio, book, make_patient):
+    settings.TWILIO_MAX_SENDS_PER_SECOND = 1
+    settings.RATE_LIMIT_MAX_WAIT = 0
+    row = confirmation(book(sms_patient(make_patient)))
+    ratelimit.take_token("sms", max_wait=0)  # another worker took this second's token
+
+    assert delivery.send_notification(row.pk) == "pending"
+    deferred_at = timezone.now()
+
+    assert Notification.objects.filter(pk=row.pk).claim(now=deferred_at) == []
+    not_before = reload(row).next_attempt_at
+    assert deferred_at < not_before <= deferred_at + timedelta(seconds=1)
+    (claimed,) = Notification.objects.filter(pk=row.pk).claim(now=not_before)
+    assert (claimed.status, claimed.attempts) == ("sending", 1)
