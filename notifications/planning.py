@@ -125,7 +125,9 @@ def plan_fallback(failed):
     patient = failed.patient
     if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
         return None
-    appointment = Appointment.objects.get(pk=failed.appointment_id)
+    appointment = Appointment.objects.filter(pk=failed.appointment_id).first()
+    if appointment is None:  # deleted in the admin meanwhile: nothing to tell
+        return None
     appointment.patient = patient
     context = snapshot(appointment) | {"previous_starts_at": failed.context.get("previous_starts_at", "")}
     skip_reason = ""
