@@ -238,3 +238,32 @@ def test_a_row_deferred_for_want_of_a_token_is_not_due_again_before_one_frees(db
     assert deferred_at < not_before <= deferred_at + timedelta(seconds=1)
     (claimed,) = Notification.objects.filter(pk=row.pk).claim(now=not_before)
     assert (claimed.status, claimed.attempts) == ("sending", 1)
+
+
+# Item 6d: Twilio's inbound webhook carries no time of its own (MessageSid, From, To, Body, …), so
+# the order is the order the messages reached us; a STOP that reached us before a START but
+# whose request got the patient's lock after it must not undo the START.
+
+
+def test_a_stop_that_arrived_before_a_start_applied_first_does_not_undo_it(db, make_patient):
+    patient = sms_patient(make_patient, opted_out=["sms"])
+    stop_arrived = timezone.now()
+    start_arrived = stop_arrived + timedelta(milliseconds=30)
+
+    handle_inbound(Inbound(sid="SM" + "3" * 32, sender=PHONE, to=SMS_NUMBER, body="START"), now=start_arrived)
+    handle_inbound(Inbound(sid="SM" + "4" * 32, sender=PHONE, to=SMS_NUMBER, body="STOP"), now=stop_arrived)
+
+    assert Patient.objects.get(pk=patient.pk).opted_out == []
+
+
+def test_a_stop_after_a_start_still_opts_out(db, make_patient):
+    patient = sms_patient(make_patient)
+    start_arrived = timezone.now()
+
+    handle_inbound(Inbound(sid="SM" + "5" * 32, sender=PHONE, to=SMS_NUMBER, body="START"), now=start_arrived)
+    handle_inbound(
+        Inbound(sid="SM" + "6" * 32, sender=PHONE, to=SMS_NUMBER, body="STOP"),
+        now=start_arrived + timedelta(milliseconds=30),
+    )
+
+    assert Patient.objects.get(pk=patient.pk).opted_out == ["sms"]
