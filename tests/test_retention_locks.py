@@ -96,7 +96,7 @@ def test_a_fallback_staff_retry_while_the_purge_deletes_its_row_is_not_deleted(p
     fallback = old_row(appointment, "failed", "email", fallback_for=dead_sms, last_error="SMTP 550")
 
     # The purge's batch holds the SMS row alone (its fallback would go with it, by CASCADE).
-    purge, _ = in_thread(retention.delete_still_purgeable, [dead_sms.pk], CUTOFF_DAYS)
+    purge, purged = in_thread(retention.delete_still_purgeable, [dead_sms.pk], CUTOFF_DAYS)
     wait_for(lambda: waiting("advisory") == 1)  # inside its DELETE, its checks done
     staff, retried = in_thread(lambda: Notification.objects.filter(pk=fallback.pk).retry())
     wait_for(lambda: "value" in retried or waiting("transactionid") == 1)
@@ -107,3 +107,4 @@ def test_a_fallback_staff_retry_while_the_purge_deletes_its_row_is_not_deleted(p
     kept = Notification.objects.filter(pk=fallback.pk, status="pending").exists()
     # A retry staff were told worked (1 row) must leave a pending row; here the purge came first.
     assert (retried["value"], kept) == (0, False)
+    assert purged["value"] == 2  # the SMS row and its fallback
