@@ -79,8 +79,14 @@ def confirm(appointment_id, now=None):
 
 
 def next_upcoming(patients, now=None):
-    """The earliest appointment still to come of these patients (one phone may be a family's)."""
-    upcoming = Appointment.objects.filter(
-        patient__in=patients, status=AppointmentStatus.SCHEDULED, starts_at__gt=now or timezone.now()
+    """The earliest appointment still to come of these patients (one phone may be a family's)
+    that is not confirmed yet, else the earliest still to come (a C repeated confirms nothing
+    new): C after C confirms the next appointment, not the first one again."""
+    upcoming = (
+        Appointment.objects.filter(
+            patient__in=patients, status=AppointmentStatus.SCHEDULED, starts_at__gt=now or timezone.now()
+        )
+        .select_related("patient")
+        .order_by("starts_at", "pk")
     )
-    return upcoming.select_related("patient").order_by("starts_at", "pk").first()
+    return upcoming.filter(confirmed_at__isnull=True).first() or upcoming.first()

@@ -117,8 +117,8 @@ def child(bookings, sweep_rows):
 
     from appointments.models import Appointment
     from bench import workload
-    from notifications.outbox import delivery
     from notifications.models import Notification
+    from notifications.outbox import delivery
 
     database = settings.DATABASES["default"]
     server_address = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"]}

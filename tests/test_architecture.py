@@ -18,6 +18,9 @@ ROOMS = {
     "inbound": {"channels", "messages", "outbox"},
     "operations": {"channels", "messages", "outbox", "inbound"},
 }
+# Modules a room may read besides its rooms below: the outbox's consent reads inbound's records
+# (a START received since a send was claimed stands against that send's 21610), never its code.
+ALSO_READS = {"outbox": {"notifications.inbound.models"}}
 
 
 def module_name(path):
@@ -94,7 +97,10 @@ def test_each_room_imports_only_the_rooms_below_it():
         for name, targets in graph().items()
         if room(name)
         for target in targets
-        if target.startswith("notifications.") and room(target) != room(name) and room(target) not in ROOMS[room(name)]
+        if target.startswith("notifications.")
+        and room(target) != room(name)
+        and room(target) not in ROOMS[room(name)]
+        and target not in ALSO_READS.get(room(name), set())
     )
     assert offenders == []
 

@@ -10,13 +10,15 @@ from django.utils import timezone
 
 from notifications.channels import TEXT_CHANNELS
 from notifications.inbound.models import DeliveryReceipt
-from notifications.outbox.models import DELIVERY_RANK, DeliveryStatus, Notification
+from notifications.outbox.models import DELIVERY_RANK, DeliveryStatus, Notification, NotificationStatus
 from notifications.outbox.planning import plan_fallback
 
 logger = logging.getLogger(__name__)
 
 # Receipts that say the message will never arrive (Twilio's error code says why).
 NOT_DELIVERED = (DeliveryStatus.UNDELIVERED, DeliveryStatus.FAILED)
+# Receipts that say it arrived (a `sent` one does not: an `undelivered` can still follow).
+DELIVERED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 
 
 @transaction.atomic
@@ -32,6 +34,11 @@ def apply_receipt(message_sid, status, error_code="", notification_id=None, idem
     if notification_id is not None:
         Notification.objects.filter(pk=notification_id, channel__in=TEXT_CHANNELS).settle_by_receipt(message_sid)
     updated = Notification.objects.record_delivery_status(message_sid, status, error_code)
+    if status in DELIVERED:
+        # The message arrived after all (its row died of its lease first): its email goes no more.
+        Notification.objects.filter(
+            fallback_for__provider_message_id=message_sid, fallback_for__status=NotificationStatus.SENT
+        ).withdraw()
     if status in NOT_DELIVERED:
         # plan_fallback refuses a second fallback of a row, so a repeated receipt adds none.
         failed = Notification.objects.filter(

@@ -63,7 +63,7 @@ def handle_inbound(inbound, now=None):
         if channel == Channel.WHATSAPP and patients:
             # WhatsApp's 24-hour window for free-form answers opens with this message.
             Patient.objects.filter(pk__in=[p.pk for p in patients]).update(whatsapp_last_inbound_at=now)
-        action, appointment = _act(patients, channel, inbound.body, now)
+        action, appointment = _act(patients, channel, inbound, now)
         message.patient = appointment.patient if appointment else (patients[0] if patients else None)
         message.action, message.appointment = action, appointment
         message.save(update_fields=["patient", "action", "appointment"])
@@ -73,9 +73,9 @@ def handle_inbound(inbound, now=None):
     return answer
 
 
-def _act(patients, channel, body, now):
+def _act(patients, channel, inbound, now):
     """What the message does: (action, the appointment it confirmed, if any)."""
-    word = "".join(body.split()).upper()
+    word = "".join(inbound.body.split()).upper()
     if not patients:
         return InboundAction.UNKNOWN_SENDER, None
     ids = [p.pk for p in patients]
@@ -88,14 +88,30 @@ def _act(patients, channel, body, now):
         except services.AppointmentConflict:  # cancelled a moment ago
             return InboundAction.NOTHING_TO_CONFIRM, None
     if word in OPT_OUT_WORDS:
-        set_opted_out(ids, channel, True)
+        _set_consent(ids, channel, inbound.sender, True, now)
         return InboundAction.OPTED_OUT, None
     if word in OPT_IN_WORDS:
-        set_opted_out(ids, channel, False)
+        _set_consent(ids, channel, inbound.sender, False, now)
         return InboundAction.OPTED_IN, None
     if word in HELP_WORDS:
         return InboundAction.HELP, None
     return InboundAction.KEPT_FOR_STAFF, None
+
+
+def _set_consent(patient_ids, channel, sender, opted_out, received_at):
+    """Apply a STOP or START unless one that reached us later was applied first (two requests
+    racing for the patients' lock): Twilio's inbound webhook carries no time of its own, so the
+    order is the order of arrival here. Checked under the patients' lock, which every consent
+    change takes."""
+    list(Patient.objects.select_for_update().filter(pk__in=patient_ids).order_by("pk"))
+    newer = InboundMessage.objects.filter(
+        channel=channel,
+        from_number=sender,
+        action__in=[InboundAction.OPTED_OUT, InboundAction.OPTED_IN],
+        received_at__gt=received_at,
+    )
+    if not newer.exists():
+        set_opted_out(patient_ids, channel, opted_out)
 
 
 def _answer_text(action, patient, appointment):

@@ -40,10 +40,16 @@ def purge_in_batches(older_than_days, batch_size=1000):
 @transaction.atomic
 def delete_still_purgeable(ids, older_than_days):
     """Delete those of the rows that are still purgeable. Between reading a batch's ids and
-    deleting them a row can come back into play (staff retry a dead row); so the rows are locked
-    and checked again in the delete's own transaction, and a row retried since stays."""
-    still = list(
-        purgeable(older_than_days).filter(pk__in=ids).select_for_update(of=("self",)).values_list("id", flat=True)
+    deleting them a row can come back into play (staff retry a dead row, or its fallback); so
+    the rows, and the fallbacks their delete takes with them (CASCADE), are locked first and
+    checked again in the delete's own transaction: a row retried before stays, with its row,
+    and a retry from now waits for the delete and finds nothing."""
+    list(
+        Notification.objects.select_for_update()
+        .filter(Q(pk__in=ids) | Q(fallback_for__in=ids))
+        .order_by("pk")
+        .values_list("id", flat=True)
     )
+    still = list(purgeable(older_than_days).filter(pk__in=ids).values_list("id", flat=True))
     # A fallback row points at the row it stands in for; it goes with it.
     return Notification.objects.filter(pk__in=still).delete()[1].get("notifications.Notification", 0)

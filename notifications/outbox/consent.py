@@ -6,6 +6,7 @@ from django.db import transaction
 
 from appointments.models import Patient
 from notifications.channels import get_channel
+from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.outbox.planning import plan_fallback
 
 
@@ -30,5 +31,21 @@ def after_dead(notification):
     """A row that failed for good: a refusal that means the recipient unsubscribed opts the
     patient out of that channel, so we stop trying; then the message falls back to email."""
     if get_channel(notification.channel).means_unsubscribed(notification.error_code):
-        set_opted_out([notification.patient_id], notification.channel, True)
+        _opt_out_unless_opted_in_since(notification)
     return plan_fallback(notification)
+
+
+@transaction.atomic
+def _opt_out_unless_opted_in_since(notification):
+    """The refusal tells of a STOP older than the send; a START the patient sent after the send
+    was claimed is their latest word and stands. Read under the patient's lock, which the START
+    takes after recording its message: one not seen here is applied after this."""
+    list(Patient.objects.select_for_update().filter(pk=notification.patient_id))
+    opted_in_since = InboundMessage.objects.filter(
+        channel=notification.channel,
+        from_number=notification.recipient,
+        action=InboundAction.OPTED_IN,
+        received_at__gte=notification.claimed_at,
+    )
+    if not opted_in_since.exists():
+        set_opted_out([notification.patient_id], notification.channel, True)

@@ -21,7 +21,7 @@ from notifications.messages.rendering import render
 from notifications.outbox.consent import after_dead
 from notifications.outbox.models import Notification, NotificationKind, NotificationStatus, record_outcomes
 from notifications.outbox.planning import plan_fallback
-from notifications.outbox.ratelimit import take_token
+from notifications.outbox.ratelimit import take_token, token_interval
 
 logger = logging.getLogger(__name__)
 
@@ -273,7 +273,10 @@ def _send(notification, session):
         # reclaimed and sent again): back to the queue, uncounted.
         return notification.outcome(NotificationStatus.PENDING)
     if not take_token(notification.channel):
-        return notification.outcome(NotificationStatus.PENDING)
+        # Not due again before the bucket refills a token: the sweep would claim it again at once.
+        return notification.outcome(
+            NotificationStatus.PENDING, not_before=timezone.now() + token_interval(notification.channel)
+        )
     try:
         message = render(notification)
         provider_message_id = session.send(get_channel(notification.channel), notification, message)
@@ -325,6 +328,9 @@ def reason_not_to_send(notification):
         return f"patient opted out of {notification.channel}"
     if appointment.status == AppointmentStatus.CANCELLED and notification.kind != NotificationKind.CANCELLATION:
         return "appointment cancelled"
+    if notification.context.get("sequence", appointment.sequence) < appointment.sequence:
+        # Planned before the appointment's last change (a move): it names a time it no longer has.
+        return "appointment moved"
     if notification.kind == NotificationKind.REMINDER:
         if appointment.starts_at <= timezone.now():
             return "appointment already past"

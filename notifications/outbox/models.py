@@ -92,7 +92,9 @@ class NotificationQuerySet(models.QuerySet):
     def due(self, now, include_failed=True):
         """Pending rows whose time has come and, with include_failed, failed rows whose retry
         time has come (a dead row has no next_attempt_at and is never due)."""
-        condition = Q(status=NotificationStatus.PENDING, scheduled_for__lte=now)
+        # A pending row deferred for want of a rate-limit token is due again at its next_attempt_at.
+        not_deferred = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+        condition = Q(status=NotificationStatus.PENDING, scheduled_for__lte=now) & not_deferred
         if include_failed:
             condition |= Q(status=NotificationStatus.FAILED, next_attempt_at__lte=now)
         return self.filter(condition)
@@ -166,25 +168,29 @@ class NotificationQuerySet(models.QuerySet):
         )
 
     def settle_by_receipt(self, provider_message_id, now=None):
-        """A receipt for these rows (its callback URL names the row): a row whose send went
-        unanswered learns the sid Twilio gave it and, while it waits to be tried again, becomes
-        SENT, so the retry sends nothing a second time. Both UPDATEs re-check the row, so a
-        claim that took the row first keeps it (its retry looks for the message at Twilio)."""
+        """A receipt for these rows (its callback URL names the row) is evidence that Twilio took
+        the message: a row whose send went unanswered learns the sid Twilio gave it and, while
+        it waits to be tried again, is dead or is still `sending` (its worker may have died
+        before writing the outcome), becomes SENT, so no retry, lease or fallback acts on it
+        again. Both UPDATEs re-check the row; a claim whose outcome comes later finds its token
+        gone and writes nothing."""
         now = now or timezone.now()
         self.filter(provider_message_id="").update(provider_message_id=provider_message_id, updated_at=now)
-        return self.filter(
-            provider_message_id=provider_message_id,
-            possibly_sent=True,
-            status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED],
-        ).update(
-            status=NotificationStatus.SENT,
-            possibly_sent=False,
-            next_attempt_at=None,
-            died_at=None,
-            sent_at=now,
-            last_error="",
-            error_code="",
-            updated_at=now,
+        unanswered = Q(possibly_sent=True, status__in=[NotificationStatus.PENDING, NotificationStatus.FAILED])
+        return (
+            self.filter(provider_message_id=provider_message_id)
+            .filter(unanswered | Q(status=NotificationStatus.SENDING))
+            .update(
+                status=NotificationStatus.SENT,
+                possibly_sent=False,
+                claim_token=None,
+                next_attempt_at=None,
+                died_at=None,
+                sent_at=now,
+                last_error="",
+                error_code="",
+                updated_at=now,
+            )
         )
 
     def retry(self):
@@ -285,15 +291,20 @@ class Notification(models.Model):
         possibly_sent=False,
         message=None,
         now=None,
+        not_before=None,
     ):
         """The Outcome of this claimed send: sent, failed (transient errors come back after a
-        backoff while attempts are left, the rest die), skipped, or deferred back to pending.
-        A row that may have been sent stays so through failures, until one is sent."""
+        backoff while attempts are left, the rest die), skipped, or deferred back to pending
+        (not due again before not_before, when given). A row that may have been sent stays so
+        through failures, until one is sent."""
         now = now or timezone.now()
         if status == NotificationStatus.PENDING:
-            # Deferred (no rate-limit token): back in the queue, the attempt not counted,
-            # the last error kept.
-            return Outcome(self, {"status": status, "attempts": self.attempts - 1}, now)
+            # Deferred (no rate-limit token, or too late in the lease): back in the queue, the
+            # attempt not counted, the last error kept.
+            fields = {"status": status, "attempts": self.attempts - 1}
+            if not_before is not None:
+                fields["next_attempt_at"] = not_before
+            return Outcome(self, fields, now)
         fields = {"status": status, "last_error": error, "error_code": error_code}
         if status == NotificationStatus.SENT:
             fields.update(sent_at=now, provider_message_id=provider_message_id, possibly_sent=False)

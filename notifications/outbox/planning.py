@@ -5,7 +5,9 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.utils import timezone
 
+from appointments.models import Appointment, AppointmentStatus
 from notifications.channels import TEXT_CHANNELS, address_for
 from notifications.messages.snapshot import snapshot
 from notifications.outbox.dispatch import enqueue_on_commit
@@ -82,7 +84,9 @@ def plan_booking(appointment, occurred_at):
 
 
 def plan_reschedule(appointment, occurred_at, previous_starts_at):
-    Notification.objects.filter(appointment=appointment, kind=NotificationKind.REMINDER).withdraw()
+    # Every row still to go names the old time (reminders, the booking confirmation, an earlier
+    # notice, a fallback): only the notice of this move and its reminders go.
+    Notification.objects.filter(appointment=appointment).withdraw()
     _plan(appointment, NotificationKind.RESCHEDULE, occurred_at, True, previous_starts_at)
 
 
@@ -96,13 +100,26 @@ def plan_fallback(failed):
     """An SMS or WhatsApp message that failed for good goes by email instead, as its own row,
     unless the patient has no usable email or the message already goes by email: the
     planned-once key refuses a second email of the same message (another channel's fallback
-    included, even when two workers race), and fallback_for a second fallback of one row."""
+    included, even when two workers race), and fallback_for a second fallback of one row.
+    The email describes the appointment as it is now (a late receipt can come after a move);
+    for one cancelled or past since, it is kept skipped, with why."""
     patient = failed.patient
     if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
         return None
+    appointment = Appointment.objects.filter(pk=failed.appointment_id).first()
+    if appointment is None:  # deleted in the admin meanwhile: nothing to tell
+        return None
+    appointment.patient = patient
+    context = snapshot(appointment) | {"previous_starts_at": failed.context.get("previous_starts_at", "")}
+    skip_reason = ""
+    if appointment.status == AppointmentStatus.CANCELLED and failed.kind != NotificationKind.CANCELLATION:
+        skip_reason = "appointment cancelled"
+    elif appointment.starts_at <= timezone.now():
+        skip_reason = "appointment already past"
     try:
         with transaction.atomic():
-            fallback = Notification.objects.create(
+            fallback = Notification.planned(
+                skip_reason=skip_reason,
                 fallback_for=failed,
                 appointment_id=failed.appointment_id,
                 patient=patient,
@@ -110,9 +127,11 @@ def plan_fallback(failed):
                 channel=Channel.EMAIL,
                 scheduled_for=failed.scheduled_for,
                 recipient=patient.email,
-                context=failed.context,
+                context=context,
             )
+            fallback.save(force_insert=True)
     except IntegrityError:
         return None
-    enqueue_on_commit([fallback.pk])
+    if fallback.status == NotificationStatus.PENDING:
+        enqueue_on_commit([fallback.pk])
     return fallback

@@ -7,6 +7,7 @@ queue for the next sweep, and that is not counted as an attempt."""
 import functools
 import logging
 import time
+from datetime import timedelta
 
 from django.conf import settings
 
@@ -46,6 +47,13 @@ def _bucket(redis_url):
 
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=1, socket_timeout=1)
     return client.register_script(TAKE_TOKEN), redis.RedisError
+
+
+def token_interval(channel):
+    """How long the channel's provider's bucket takes to refill one token."""
+    provider = get_channel(channel).provider
+    rate = limit_for(provider) if provider else 0
+    return timedelta(seconds=1 / rate if rate else 0)
 
 
 def take_token(channel, max_wait=None):

@@ -16,8 +16,8 @@ from kombu import pools
 
 from appointments.models import Appointment
 from config.celery import app as celery_app
-from notifications.outbox import dispatch
 from notifications.models import Notification
+from notifications.outbox import dispatch
 from tests.conftest import queued_ids, settled
 
 # Bookings name providers and locations that staff keep.

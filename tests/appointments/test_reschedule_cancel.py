@@ -8,8 +8,8 @@ from django.core import mail
 from django.utils import timezone
 
 from appointments import services
-from notifications.outbox.delivery import send_notification, sweep
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification, sweep
 from tests.conftest import settled
 
 

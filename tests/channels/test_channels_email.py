@@ -13,8 +13,8 @@ from icalendar import Calendar
 
 from notifications.channels import session
 from notifications.messages.rendering import render
-from notifications.outbox.delivery import send_notification, send_notifications, sweep
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification, send_notifications, sweep
 
 SMTP_BACKEND = "notifications.channels.email.SMTPBackend"  # EMAIL_BACKEND=smtp
 

@@ -9,8 +9,8 @@ from datetime import timedelta
 import pytest
 from django.core import mail
 
-from notifications.outbox.delivery import send_notification
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification
 from tests.conftest import settled, wait_for
 
 PERMANENT = {"+15005550001": "21211", "+15005550004": "21610", "+15005550009": "21614"}

@@ -10,8 +10,8 @@ from django.core import mail
 from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
-from notifications.outbox import delivery
 from notifications.models import DeliveryReceipt, Notification
+from notifications.outbox import delivery
 from tasks.retention import purge_old_notifications
 from tests.conftest import settled, wait_for
 

@@ -8,8 +8,8 @@ from urllib.parse import urlencode
 import pytest
 from twilio.request_validator import RequestValidator
 
-from notifications.outbox.delivery import send_notification
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification
 
 PATH = "/webhooks/twilio/status/"
 # The URL Django rebuilds for a test client request (no proxy settings).

@@ -9,8 +9,8 @@ from django.core import mail
 from icalendar import Calendar
 
 from appointments import services
-from notifications.outbox.delivery import send_notification
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification
 from tests.conftest import settled, wait_for
 
 MADRID = ZoneInfo("Europe/Madrid")

@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from notifications.messages import catalog
 from notifications.messages.rendering import local_date_and_time, render
-from notifications.outbox.delivery import send_notification
 from notifications.models import MessageTemplate, MessageTemplateRevision, Notification
+from notifications.outbox.delivery import send_notification
 from tests.conftest import settled, token_client
 
 SPANISH_SMS = "{{ clinic_name }}: cita con {{ provider }} el {{ date }} a las {{ time }}. Responda C para confirmar."

@@ -9,9 +9,9 @@ from django.core import checks, mail
 
 from appointments import services
 from notifications.messages.rendering import TEXT_LIMIT, render
+from notifications.models import Notification
 from notifications.operations.checks import notification_templates_exist
 from notifications.outbox.delivery import send_notification
-from notifications.models import Notification
 
 TEMPLATES_DIR = django_settings.BASE_DIR / "templates"
 

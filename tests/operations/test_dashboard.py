@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from appointments.models import Appointment
 from notifications.channels import address_for
-from notifications.operations.monitoring import dashboard_figures
 from notifications.models import Notification
+from notifications.operations.monitoring import dashboard_figures
 
 DASHBOARD = "/admin/notifications/dashboard/"
 CHANGELIST = "/admin/notifications/notification/"

@@ -8,8 +8,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.utils import timezone
 
-from notifications.operations.dashboard_chart import hourly_sends
 from notifications.models import NotificationAttempt
+from notifications.operations.dashboard_chart import hourly_sends
 
 
 @pytest.fixture

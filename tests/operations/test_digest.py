@@ -14,8 +14,8 @@ from django.utils import timezone
 from appointments.models import Appointment
 from config.celery import app as celery_app
 from notifications.channels import address_for
-from notifications.operations import digest
 from notifications.models import Notification, NotificationAttempt
+from notifications.operations import digest
 from tests.conftest import wait_for
 
 SMS_ERROR = "Twilio 400 error 21211: The 'To' number +14155550123 is not a valid phone number."

@@ -13,8 +13,8 @@ from django.utils import timezone
 from appointments.models import Appointment
 from config.celery import app as celery_app
 from notifications.channels import address_for
-from notifications.operations import retention
 from notifications.models import Notification, NotificationAttempt
+from notifications.operations import retention
 from tests.conftest import wait_for
 
 OLD_DAYS = 200

@@ -5,8 +5,8 @@ agrees with the sweep itself on which configurations those are."""
 import pytest
 from django.core import checks
 
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tests.config.test_deployment import manage_check, production_env
 
 SWEEP = "notifications.sweep_due"

@@ -6,8 +6,8 @@ import threading
 import pytest
 from django.db import connection
 
-from notifications.outbox.delivery import send_notification
 from notifications.models import Notification
+from notifications.outbox.delivery import send_notification
 
 URL = "/api/notifications/"
 

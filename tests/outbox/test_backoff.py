@@ -9,9 +9,9 @@ import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
+from notifications.models import Notification, NotificationAttempt
 from notifications.outbox import delivery
 from notifications.outbox.backoff import retry_delay
-from notifications.models import Notification, NotificationAttempt
 from tests.conftest import settled, wait_for
 
 SAMPLES = 2000

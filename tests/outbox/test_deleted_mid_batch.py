@@ -7,8 +7,8 @@ import threading
 from django.db import connection
 
 from appointments.models import Appointment
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tests.conftest import wait_for
 
 PHONES = ["+14156200001", "+14156200002"]

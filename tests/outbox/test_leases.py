@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 from tests.conftest import settled, wait_for
 

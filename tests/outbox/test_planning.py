@@ -12,9 +12,9 @@ from django.utils import timezone
 
 from appointments.models import Appointment
 from appointments.signals import appointment_booked
+from notifications.models import Notification
 from notifications.outbox import raw_sql
 from notifications.outbox.delivery import send_notification
-from notifications.models import Notification
 from tests.conftest import queued_ids
 
 ALL_CHANNELS = ["email", "sms", "whatsapp", "in_app"]

@@ -2,9 +2,11 @@
 
 import pytest
 import redis
+from django.utils import timezone
 
-from notifications.outbox import delivery, ratelimit
 from notifications.models import Notification, NotificationAttempt
+from notifications.outbox import delivery, ratelimit
+from tests.conftest import wait_for
 
 
 @pytest.fixture(autouse=True)
@@ -77,6 +79,8 @@ def test_deferred_row_is_sent_by_a_later_sweep(db, settings, twilio, make_patien
     ratelimit.take_token("sms", max_wait=0)  # another worker took this second's token
     assert delivery.send_notification(row.pk) == "pending"
 
+    # Due again once the bucket can have refilled a token (a second at 1 send/s), not before.
+    wait_for(lambda: Notification.objects.due(timezone.now()).filter(pk=row.pk).exists())
     settings.RATE_LIMIT_MAX_WAIT = 2
     delivery.sweep()
 

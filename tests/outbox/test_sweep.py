@@ -12,8 +12,8 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications.channels import Message
-from notifications.outbox import delivery, models, raw_sql
 from notifications.models import Notification
+from notifications.outbox import delivery, models, raw_sql
 from tasks.maintenance import sweep_due_notifications
 from tests.conftest import settled, wait_for
 

@@ -1,7 +1,7 @@
 """A send whose answer never came may have been accepted by Twilio: the retry looks first."""
 
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 
 PHONE = "+14155550177"
 

@@ -15,8 +15,8 @@ from django.utils import timezone
 
 from appointments.models import Patient
 from notifications.messages import store as template_store
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 
 from .harness import duplicates, report
 

@@ -28,8 +28,8 @@ from config.wsgi import application
 from notifications.channels import get_channel
 from notifications.messages.rendering import render
 from notifications.messages.store import save_template
-from notifications.outbox import backoff
 from notifications.models import MessageTemplateRevision, Notification
+from notifications.outbox import backoff
 from notifications.outbox.planning import reminder_times
 
 from .harness import report

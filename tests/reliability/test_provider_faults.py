@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from appointments import services
 from appointments.models import Patient
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tests.twilio_standin import TwilioStandIn
 
 from .harness import duplicates, report

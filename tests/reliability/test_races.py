@@ -13,8 +13,8 @@ from django.utils import timezone
 
 from appointments import services
 from appointments.models import Patient
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tasks.maintenance import sweep_due_notifications
 
 from .harness import SWEEP_RESULT, duplicates, emails_by_recipient, report, sent_by_tasks, sms_by_recipient, wait_until

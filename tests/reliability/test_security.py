@@ -20,8 +20,8 @@ from rest_framework.test import APIClient
 from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Appointment, Patient
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tasks.maintenance import sweep_due_notifications
 from tests.twilio_standin import TwilioStandIn
 

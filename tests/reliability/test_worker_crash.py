@@ -23,8 +23,8 @@ from appointments.models import Patient
 from config.celery import app as celery_app
 from notifications.channels import get_channel
 from notifications.messages.rendering import render
-from notifications.outbox import delivery
 from notifications.models import Notification
+from notifications.outbox import delivery
 from tasks.delivery import send_notifications
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 
