@@ -60,3 +60,19 @@ def test_refused_connection_is_retried_without_looking_first(db, settings, twili
     assert twilio.lookups == []
     assert len(twilio.accepted) == 1
     assert Notification.objects.get(pk=row.pk).status == "sent"
+
+
+def test_answer_trickled_past_the_timeout_ends_the_send_as_unanswered(db, settings, twilio, book, make_patient):
+    """Each byte of the answer comes within the read timeout, the whole answer not within the
+    timeout: the send ends unanswered (possibly sent), not when the server is done."""
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    twilio.script(PHONE, ("trickle", 0.02))
+    row = sms_row(book, make_patient)
+
+    assert delivery.send_notification(row.pk) == "failed"
+
+    row.refresh_from_db()
+    assert (row.error_code, row.possibly_sent) == ("unanswered", True)
+    assert delivery.sweep().outcomes["sent"] == 1
+    assert len(twilio.accepted) == 1

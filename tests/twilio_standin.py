@@ -79,7 +79,8 @@ class TwilioStandIn:
     """Answers per recipient: a queued script entry first, then the magic numbers, then 201.
 
     Script entries: an HTTP status (201, 429, 500, 503...), ("error", status, code),
-    ("slow", seconds) which sleeps before answering 201, or "drop": the message is accepted and
+    ("slow", seconds) which sleeps before answering 201, ("trickle", seconds) which answers 201
+    one byte of the body every that many seconds, or "drop": the message is accepted and
     the connection closed without an answer. script_lookups(to, ...) queues statuses for the
     next message-list requests about a recipient (an error instead of the list); clock_skew (seconds, negative when
     Twilio's clock is behind ours) shifts the date_created of the messages it accepts.
@@ -249,6 +250,9 @@ class TwilioStandIn:
                     # Accepted now, failed later: Twilio's answer says nothing, a receipt does.
                     receipts = [("sent", None), answer] if answer[0] == "undelivered" else [answer]
                     return self._reply(201, standin._accept(match["sid"], form, receipts))
+                if isinstance(answer, tuple) and answer[0] == "trickle":
+                    # Accepted, and answered one byte every answer[1] seconds.
+                    return self._trickle(answer[1], standin._accept(match["sid"], form))
                 if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):
                     # Accepted before answering: a client that stops waiting loses only the answer.
                     message = standin._accept(match["sid"], form)
@@ -340,6 +344,23 @@ class TwilioStandIn:
             def _authorised(self, sid):
                 expected = base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()
                 return sid == standin.account_sid and self.headers.get("Authorization") == f"Basic {expected}"
+
+            def _trickle(self, seconds_per_byte, payload):
+                """A 201 whose headers come at once and whose body comes a byte at a time, each
+                within any read timeout, until the client hangs up."""
+                body = json.dumps(payload).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for n in range(len(body)):
+                        self.wfile.write(body[n : n + 1])
+                        self.wfile.flush()
+                        time.sleep(seconds_per_byte)
+                except OSError:
+                    pass  # the client gave up waiting
 
             def _reply(self, status, payload):
                 body = json.dumps(payload).encode()
