@@ -87,7 +87,12 @@ def deliver(notifications, next_batch=None):
                 refresh_templates()
                 # A row's send starts at its hand-out: recorded first, so that only a row whose
                 # send started is ever taken for possibly sent, and its look-up starts there.
-                handed_out = record_send_starts(current.take(waiting, threads - len(running)))
+                taken = current.take(waiting, threads - len(running))
+                try:
+                    handed_out = _through_blips("recording the sends' starts", record_send_starts, taken)
+                except BaseException:
+                    waiting.extendleft(reversed(taken))  # not handed out: back to the queue below
+                    raise
                 running |= {pool.submit(_attempt, n, session) for n in handed_out}
                 timeout = max(0.0, oldest + OUTCOME_WRITE_WINDOW - time.monotonic()) if unwritten else None
                 done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
