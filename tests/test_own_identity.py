@@ -75,7 +75,7 @@ def test_unanswered_send_looks_back_only_to_its_own_start(reminders, settings, t
     delivery.sweep()
 
     two_hours.refresh_from_db()
-    assert len(twilio.lookups) == 1
+    assert twilio.lookups  # it looked, and found nothing of its own
     assert two_hours.status == "sent"
     assert two_hours.provider_message_id == reminder_sms(twilio)[1]["sid"] != day_before.provider_message_id
 
@@ -169,3 +169,18 @@ def test_whatsapp_template_send_whose_answer_was_lost_is_found_not_sent_again(db
     row.refresh_from_db()
     assert len(twilio.sent_to(f"whatsapp:{PHONE}")) == 1
     assert (row.status, row.provider_message_id) == ("sent", twilio.accepted[0]["sid"])
+
+
+def test_message_still_queued_at_twilio_is_found_by_the_look_up(reminders, twilio):
+    """Twilio fills date_sent when a message leaves its queue, so DateSent does not list a
+    message still queued; the look-up reads the newest messages unfiltered too."""
+    _, two_hours = reminders
+    twilio.held_in_queue = True
+    twilio.script(PHONE, "drop")
+    assert delivery.send_notification(two_hours.pk) == "failed"
+
+    delivery.sweep()
+
+    two_hours.refresh_from_db()
+    assert len(reminder_sms(twilio)) == 2  # the 1-day one and this one, once
+    assert two_hours.provider_message_id == reminder_sms(twilio)[1]["sid"]

@@ -82,7 +82,9 @@ class TwilioStandIn:
     ("slow", seconds) which sleeps before answering 201, ("trickle", seconds) which answers 201
     one byte of the body every that many seconds, or "drop": the message is accepted and
     the connection closed without an answer. script_lookups(to, ...) queues statuses for the
-    next message-list requests about a recipient (an error instead of the list); clock_skew (seconds, negative when
+    next message-list requests about a recipient (an error instead of the list); held_in_queue
+    keeps the messages it accepts queued at Twilio (no date_sent yet, so a DateSent filter does
+    not list them) until release_queue(); clock_skew (seconds, negative when
     Twilio's clock is behind ours) shifts the date_created of the messages it accepts.
     ("undelivered", code) and ("failed", code) answer 201 and then post "sent" and that receipt
     with that error code, receipt_delay seconds apart, to the message's StatusCallback."""
@@ -98,6 +100,7 @@ class TwilioStandIn:
         self._scripts = defaultdict(deque)
         self._lookup_scripts = defaultdict(deque)
         self.clock_skew = 0
+        self.held_in_queue = False
         self._lock = threading.Lock()
         self.webhooks = WebhookPoster(auth_token)
         # ContentSid -> its text with {{1}}… placeholders; approved once, kept by reset().
@@ -130,6 +133,7 @@ class TwilioStandIn:
             self._scripts.clear()
             self._lookup_scripts.clear()
             self.clock_skew = 0
+            self.held_in_queue = False
             self.whatsapp_sessions.clear()
             self.sms_opted_out.clear()
             self._status_callbacks.clear()
@@ -205,6 +209,8 @@ class TwilioStandIn:
     def _accept(self, account_sid, form, receipts=()):
         """Accept a message: keep it for the list, and post its later receipts, if any."""
         message = _message(account_sid, form, self._content_body(form), self.clock_skew)
+        if self.held_in_queue:
+            message["date_sent"] = None
         with self._lock:
             self.accepted.append(message)
             if form.get("StatusCallback"):

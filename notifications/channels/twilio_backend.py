@@ -3,6 +3,7 @@ network's errors are translated to DeliveryError here and nowhere else."""
 
 import contextlib
 import functools
+import itertools
 import json
 from datetime import timedelta
 
@@ -55,10 +56,15 @@ def _look_up(client, to, from_, text, since, taken):
     """The sid of a message with this text that Twilio accepted from `from_` to `to` since
     `since` (less the clock skew), not another row's; None when there is none. Every page of
     Twilio's list in the window is read (DateSent, whole days as Twilio documents it; the
-    window's own start is checked here, on date_created)."""
+    window's own start is checked here, on date_created), then the newest page unfiltered."""
     since = since.replace(microsecond=0) - CLOCK_SKEW  # Twilio's are whole seconds
-    listed = client.messages.stream(to=to, from_=from_, date_sent_after=since, page_size=LOOKUP_PAGE_SIZE)
-    for message in listed:
+    listings = (
+        lambda: client.messages.stream(to=to, from_=from_, date_sent_after=since, page_size=LOOKUP_PAGE_SIZE),
+        # Read only when nothing above matched: Twilio fills date_sent as a message leaves its
+        # queue, so one still queued is listed only unfiltered, among the newest.
+        lambda: client.messages.stream(to=to, from_=from_, limit=LOOKUP_PAGE_SIZE),
+    )
+    for message in itertools.chain.from_iterable(listing() for listing in listings):
         if message.body == text and message.date_created and message.date_created >= since:
             if not taken(message.sid):
                 return message.sid
