@@ -20,8 +20,9 @@ import time
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from tests.twilio_standin_webhooks import (
     OPT_IN_WORDS,
@@ -33,6 +34,10 @@ from tests.twilio_standin_webhooks import (
 )
 
 MESSAGES_PATH = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC\w+)/Messages\.json$")
+# Twilio's Content API (content.twilio.com): one Content Template by its sid.
+CONTENT_PATH = re.compile(r"^/v1/Content/(?P<sid>HX\w+)$")
+# The message list's filters (DateSent and its inequalities compare whole days, as documented).
+LIST_FILTERS = ("To", "From", "DateSent", "DateSent>", "DateSent<")
 
 # https://www.twilio.com/docs/iam/test-credentials: magic "To" numbers and their errors.
 MAGIC_NUMBERS = {
@@ -74,9 +79,12 @@ class TwilioStandIn:
     """Answers per recipient: a queued script entry first, then the magic numbers, then 201.
 
     Script entries: an HTTP status (201, 429, 500, 503...), ("error", status, code),
-    ("slow", seconds) which sleeps before answering 201, or "drop": the message is accepted and
+    ("slow", seconds) which sleeps before answering 201, ("trickle", seconds) which answers 201
+    one byte of the body every that many seconds, or "drop": the message is accepted and
     the connection closed without an answer. script_lookups(to, ...) queues statuses for the
-    next message-list requests about a recipient (an error instead of the list); clock_skew (seconds, negative when
+    next message-list requests about a recipient (an error instead of the list); held_in_queue
+    keeps the messages it accepts queued at Twilio (no date_sent yet, so a DateSent filter does
+    not list them) until release_queue(); clock_skew (seconds, negative when
     Twilio's clock is behind ours) shifts the date_created of the messages it accepts.
     ("undelivered", code) and ("failed", code) answer 201 and then post "sent" and that receipt
     with that error code, receipt_delay seconds apart, to the message's StatusCallback."""
@@ -92,6 +100,7 @@ class TwilioStandIn:
         self._scripts = defaultdict(deque)
         self._lookup_scripts = defaultdict(deque)
         self.clock_skew = 0
+        self.held_in_queue = False
         self._lock = threading.Lock()
         self.webhooks = WebhookPoster(auth_token)
         # ContentSid -> its text with {{1}}… placeholders; approved once, kept by reset().
@@ -124,6 +133,7 @@ class TwilioStandIn:
             self._scripts.clear()
             self._lookup_scripts.clear()
             self.clock_skew = 0
+            self.held_in_queue = False
             self.whatsapp_sessions.clear()
             self.sms_opted_out.clear()
             self._status_callbacks.clear()
@@ -199,6 +209,8 @@ class TwilioStandIn:
     def _accept(self, account_sid, form, receipts=()):
         """Accept a message: keep it for the list, and post its later receipts, if any."""
         message = _message(account_sid, form, self._content_body(form), self.clock_skew)
+        if self.held_in_queue:
+            message["date_sent"] = None
         with self._lock:
             self.accepted.append(message)
             if form.get("StatusCallback"):
@@ -244,6 +256,9 @@ class TwilioStandIn:
                     # Accepted now, failed later: Twilio's answer says nothing, a receipt does.
                     receipts = [("sent", None), answer] if answer[0] == "undelivered" else [answer]
                     return self._reply(201, standin._accept(match["sid"], form, receipts))
+                if isinstance(answer, tuple) and answer[0] == "trickle":
+                    # Accepted, and answered one byte every answer[1] seconds.
+                    return self._trickle(answer[1], standin._accept(match["sid"], form))
                 if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):
                     # Accepted before answering: a client that stops waiting loses only the answer.
                     message = standin._accept(match["sid"], form)
@@ -259,14 +274,19 @@ class TwilioStandIn:
                 return self._reply(answer, _error(answer, 20429 if answer == 429 else 20500, "Service error"))
 
             def do_GET(self):
-                """The message list, newest first, filtered by To and From as Twilio does."""
+                """The message list, newest first, filtered by To, From and DateSent as Twilio
+                does, a page at a time; or a Content Template."""
                 path, _, query = self.path.partition("?")
+                content = CONTENT_PATH.match(path)
+                if content:
+                    return self._content(content["sid"])
                 match = MESSAGES_PATH.match(path)
                 if not match:
                     return self._reply(404, _error(404, 20404, "The requested resource was not found"))
                 if not self._authorised(match["sid"]):
                     return self._reply(401, _error(401, 20003, "Authenticate"))
-                filters = {k: v[0] for k, v in parse_qs(query).items() if k in ("To", "From")}
+                params = {k: v[0] for k, v in parse_qs(query).items()}
+                filters = {k: v for k, v in params.items() if k in LIST_FILTERS}
                 with standin._lock:
                     standin.lookups.append(filters)
                     script = standin._lookup_scripts[filters.get("To", "")]
@@ -274,28 +294,79 @@ class TwilioStandIn:
                 if failure:
                     return self._reply(failure, _error(failure, 20500, "Service error"))
                 with standin._lock:
-                    found = [
-                        m for m in reversed(standin.accepted) if all(m[k.lower()] == v for k, v in filters.items())
-                    ]
-                page_size = int(parse_qs(query).get("PageSize", ["50"])[0])
+                    found = [m for m in reversed(standin.accepted) if _listed(m, filters)]
+                page_size = min(int(params.get("PageSize", "50")), 1000)
+                page = int(params.get("Page", "0"))
+                if params.get("PageToken"):
+                    # The token names the last message of the page before: messages accepted
+                    # since the first page do not shift the later pages.
+                    after = params["PageToken"].removeprefix("PA")
+                    found = found[next((n + 1 for n, m in enumerate(found) if m["sid"] == after), len(found)) :]
+                else:
+                    found = found[page * page_size :]
+                messages = found[:page_size]
+                next_page_uri = None
+                if len(found) > page_size:
+                    following = {**params, "Page": str(page + 1), "PageToken": "PA" + messages[-1]["sid"]}
+                    next_page_uri = f"{path}?{urlencode(following)}"
                 return self._reply(
                     200,
                     {
-                        "messages": found[:page_size],
-                        "page": 0,
+                        "messages": messages,
+                        "page": page,
                         "page_size": page_size,
-                        "start": 0,
-                        "end": max(0, min(len(found), page_size) - 1),
+                        "start": page * page_size,
+                        "end": page * page_size + max(0, len(messages) - 1),
                         "uri": self.path,
-                        "first_page_uri": self.path,
-                        "next_page_uri": None,
+                        "first_page_uri": f"{path}?{urlencode({**filters, 'PageSize': page_size, 'Page': 0})}",
+                        "next_page_uri": next_page_uri,
                         "previous_page_uri": None,
+                    },
+                )
+
+            def _content(self, content_sid):
+                """A Content Template as Twilio's Content API answers it, its text as a twilio/text."""
+                expected = base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()
+                if self.headers.get("Authorization") != f"Basic {expected}":
+                    return self._reply(401, _error(401, 20003, "Authenticate"))
+                if content_sid not in standin.content_templates:
+                    return self._reply(404, _error(404, 20404, "The requested resource was not found"))
+                return self._reply(
+                    200,
+                    {
+                        "sid": content_sid,
+                        "account_sid": standin.account_sid,
+                        "friendly_name": content_sid,
+                        "language": "en",
+                        "variables": {},
+                        "types": {"twilio/text": {"body": standin.content_templates[content_sid]}},
+                        "url": f"https://content.twilio.com/v1/Content/{content_sid}",
+                        "links": {},
+                        "date_created": "2026-01-01T00:00:00Z",
+                        "date_updated": "2026-01-01T00:00:00Z",
                     },
                 )
 
             def _authorised(self, sid):
                 expected = base64.b64encode(f"{standin.account_sid}:{standin.auth_token}".encode()).decode()
                 return sid == standin.account_sid and self.headers.get("Authorization") == f"Basic {expected}"
+
+            def _trickle(self, seconds_per_byte, payload):
+                """A 201 whose headers come at once and whose body comes a byte at a time, each
+                within any read timeout, until the client hangs up."""
+                body = json.dumps(payload).encode()
+                self.send_response(201)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.close_connection = True
+                try:
+                    for n in range(len(body)):
+                        self.wfile.write(body[n : n + 1])
+                        self.wfile.flush()
+                        time.sleep(seconds_per_byte)
+                except OSError:
+                    pass  # the client gave up waiting
 
             def _reply(self, status, payload):
                 body = json.dumps(payload).encode()
@@ -321,7 +392,7 @@ def _message(account_sid, form, body, clock_skew=0):
         "body": body,
         "date_created": now,
         "date_updated": now,
-        "date_sent": None,
+        "date_sent": now,  # the stand-in hands a message to the carrier as it accepts it
         "direction": "outbound-api",
         "error_code": None,
         "error_message": None,
@@ -336,6 +407,23 @@ def _message(account_sid, form, body, clock_skew=0):
         "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}.json",
         "subresource_uris": {"media": f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}/Media.json"},
     }
+
+
+def _listed(message, filters):
+    """Whether the message list shows this message under these filters: To and From exactly,
+    DateSent by the day of date_sent (in GMT) whatever time the filter names, as documented."""
+    for key, value in filters.items():
+        if key in ("To", "From"):
+            if message[key.lower()] != value:
+                return False
+            continue
+        if not message["date_sent"]:
+            return False
+        day = parsedate_to_datetime(message["date_sent"]).date().isoformat()
+        wanted = value[:10]
+        if not {"DateSent": day == wanted, "DateSent>": day >= wanted, "DateSent<": day <= wanted}[key]:
+            return False
+    return True
 
 
 def _error(status, code, message):

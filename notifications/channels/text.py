@@ -43,7 +43,7 @@ class Content:
 
 
 class ConsoleBackend:
-    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback="", taken=None):
         if content:
             body = f"(template {content.sid} with {json.dumps(content.variables)})"
         # Logged, not printed: the log's filter masks the number in every process, at INFO.
@@ -53,7 +53,7 @@ class ConsoleBackend:
 
 
 class LocmemBackend:
-    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback="", taken=None):
         message_id = f"locmem-{next(_local_ids)}"
         outbox.append({"to": to, "from": from_, "body": body, "content": content, "sid": message_id})
         return message_id
@@ -76,15 +76,26 @@ def backend(name):
 
 
 def send_text(notification, from_, body, content=None):
-    """Send an SMS or WhatsApp row's text (or Content Template) through the configured backend."""
+    """Send an SMS or WhatsApp row's text (or Content Template) through the configured backend.
+    A row possibly sent looks for its own message first: from its own send's start, never its
+    booking, and never one another row holds."""
+    look_first = notification.possibly_sent and notification.send_started_at is not None
     return backend(settings.SMS_BACKEND).send(
         to=notification.recipient,
         from_=from_,
         body=body,
-        look_first_since=notification.created_at if notification.possibly_sent else None,
+        look_first_since=notification.send_started_at if look_first else None,
         content=content,
         status_callback=status_callback_url(notification),
+        taken=functools.partial(_held_by_another_row, notification),
     )
+
+
+def _held_by_another_row(notification, provider_message_id):
+    """Whether another row already holds this provider message (it is that row's, not ours).
+    Asked of the row's own model, which the channels do not import (the outbox imports them)."""
+    rows = type(notification)._default_manager
+    return rows.filter(provider_message_id=provider_message_id).exclude(pk=notification.pk).exists()
 
 
 def send_one_off_sms(to, body):

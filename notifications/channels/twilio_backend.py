@@ -3,6 +3,7 @@ network's errors are translated to DeliveryError here and nowhere else."""
 
 import contextlib
 import functools
+import itertools
 import json
 from datetime import timedelta
 
@@ -15,15 +16,18 @@ from .base import UNANSWERED, DeliveryError
 from .twilio_http import PooledHttpClient
 
 # How far Twilio's clock may be behind ours: a message it accepted is looked for from this long
-# before the row was planned (date_created is Twilio's clock, created_at ours).
+# before the row's send started (date_created is Twilio's clock, send_started_at ours).
 CLOCK_SKEW = timedelta(minutes=2)
+# Messages a look-up reads per page (Twilio's most is 1,000): every page of the window is read.
+LOOKUP_PAGE_SIZE = 100
 
 
 class TwilioBackend:
-    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback=""):
+    def send(self, *, to, from_, body, look_first_since=None, content=None, status_callback="", taken=None):
         """Send a message (its body, or a Content Template) and return its sid. With
-        look_first_since (an earlier attempt may have reached Twilio), a message with this body
-        that Twilio accepted since then counts as sent."""
+        look_first_since (this row's send that started then may have reached Twilio), a message
+        with this text that Twilio accepted since then, and that is not another row's (taken:
+        sid -> bool), counts as sent."""
         if not from_:
             raise DeliveryError("no Twilio sender number is configured", permanent=True, code="config")
         client = twilio_client(
@@ -41,11 +45,47 @@ class TwilioBackend:
             options["status_callback"] = status_callback
         with _translated_errors():
             if look_first_since is not None:
-                look_first_since = look_first_since.replace(microsecond=0) - CLOCK_SKEW  # Twilio's are whole seconds
-                for message in client.messages.list(to=to, from_=from_, limit=20):
-                    if message.body == body and message.date_created and message.date_created >= look_first_since:
-                        return message.sid
+                text = _content_text(client, content) if content else body
+                sid = _look_up(client, to, from_, text, look_first_since, taken or (lambda sid: False))
+                if sid:
+                    return sid
             return client.messages.create(**options).sid
+
+
+def _look_up(client, to, from_, text, since, taken):
+    """The sid of a message with this text that Twilio accepted from `from_` to `to` since
+    `since` (less the clock skew), not another row's; None when there is none. Every page of
+    Twilio's list in the window is read (DateSent, whole days as Twilio documents it; the
+    window's own start is checked here, on date_created), then the newest page unfiltered."""
+    since = since.replace(microsecond=0) - CLOCK_SKEW  # Twilio's are whole seconds
+    listings = (
+        lambda: client.messages.stream(to=to, from_=from_, date_sent_after=since, page_size=LOOKUP_PAGE_SIZE),
+        # Read only when nothing above matched: Twilio fills date_sent as a message leaves its
+        # queue, so one still queued is listed only unfiltered, among the newest.
+        lambda: client.messages.stream(to=to, from_=from_, limit=LOOKUP_PAGE_SIZE),
+    )
+    for message in itertools.chain.from_iterable(listing() for listing in listings):
+        if message.body == text and message.date_created and message.date_created >= since:
+            if not taken(message.sid):
+                return message.sid
+    return None
+
+
+def _content_text(client, content):
+    """The text Twilio lists for a Content Template message: the template's text, read from
+    Twilio's Content API, with the variables in."""
+    text = _template_text(client, content.sid)
+    for key, value in content.variables.items():
+        text = text.replace("{{" + str(key) + "}}", str(value))
+    return text
+
+
+@functools.lru_cache(maxsize=64)
+def _template_text(client, content_sid):
+    """A Content Template's text (its body, of whichever type has one); an approved template
+    cannot change, so it is read once per process."""
+    types = client.content.v1.contents(content_sid).fetch().types or {}
+    return next((kind["body"] for kind in types.values() if isinstance(kind, dict) and "body" in kind), "")
 
 
 @contextlib.contextmanager
@@ -85,4 +125,5 @@ def twilio_client(account_sid, auth_token, base_url, timeout):
     client = Client(account_sid, auth_token, http_client=PooledHttpClient(timeout=timeout))
     if base_url:
         client.api.base_url = base_url.rstrip("/")
+        client.content.base_url = base_url.rstrip("/")
     return client

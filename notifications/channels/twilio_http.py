@@ -4,11 +4,15 @@ The twilio client takes any twilio.http.HttpClient; its own, TwilioHttpClient, g
 requests, whose request preparation (settings merging, cookie jar, hooks) cost a busy worker
 more CPU than the HTTP exchange itself. This one sends what TwilioHttpClient sends (form or
 JSON bodies, query parameters, basic auth, one timeout, no redirects, no retries) and logs to
-the same logger; the twilio client above it (resources, errors) is unchanged."""
+the same logger; the twilio client above it (resources, errors) is unchanged. Its timeout bounds
+the whole exchange, not each read: a server that trickles its answer a byte at a time is cut
+off when the timeout is up."""
 
 import base64
 import json
 import logging
+import socket
+import threading
 import urllib.request
 from urllib.parse import urlencode, urlsplit
 
@@ -48,9 +52,16 @@ class PooledHttpClient(HttpClient):
         self.log_request({"method": method.upper(), "url": url, "params": None, "headers": headers})
         if auth:
             headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
-        answer = self._pool(urlsplit(url).scheme).request(
-            method.upper(), url, body=body, headers=headers, timeout=timeout, redirect=allow_redirects, retries=False
-        )
+        with _Deadline(timeout, url):
+            answer = self._pool(urlsplit(url).scheme).request(
+                method.upper(),
+                url,
+                body=body,
+                headers=headers,
+                timeout=timeout,
+                redirect=allow_redirects,
+                retries=False,
+            )
         self.log_response(answer.status, answer)
         return Response(answer.status, answer.data.decode("utf-8", errors="replace"), answer.headers)
 
@@ -61,6 +72,7 @@ class PooledHttpClient(HttpClient):
             proxy = self.proxies.get(scheme)
             options = {"maxsize": POOL_SIZE, "block": False}
             made = urllib3.ProxyManager(proxy, **options) if proxy else urllib3.PoolManager(**options)
+            made.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
             self._pools.setdefault(scheme, made)  # two threads racing here keep the same one
         return self._pools[scheme]
 
@@ -73,3 +85,78 @@ def _form(values):
             if item is not None:
                 pairs.append((key, item))
     return urlencode(pairs)
+
+
+# The deadline of the request this thread is making, if any (the pool tells it its connection).
+_current = threading.local()
+# Seconds between looks for the socket of a connection still connecting when its deadline came.
+_DEADLINE_RETRY = 0.05
+
+
+class _Deadline:
+    """Ends a request that is not answered in full within `seconds` (urllib3's timeouts bound
+    each connect and each read, not the whole): at the deadline the connection's socket is shut,
+    and the request fails with ReadTimeoutError, as one with no answer at all does."""
+
+    def __init__(self, seconds, url):
+        self.seconds, self.url = seconds, url
+        self.connection = None
+        self.expired = self.done = False
+        self._lock = threading.Lock()
+        self._timer = None
+
+    def __enter__(self):
+        if self.seconds is not None:
+            _current.deadline = self
+            self._arm(self.seconds)
+        return self
+
+    def __exit__(self, kind, exc, traceback):
+        with self._lock:
+            self.done = True
+            if self._timer:
+                self._timer.cancel()
+        _current.deadline = None
+        if exc is not None and self.expired and isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+            raise urllib3.exceptions.ReadTimeoutError(
+                None, self.url, f"no complete answer within {self.seconds} s"
+            ) from exc
+        return False
+
+    def _arm(self, seconds):
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self):
+        with self._lock:
+            if self.done:
+                return
+            self.expired = True
+            sock = getattr(self.connection, "sock", None)
+            if sock is None:
+                self._arm(_DEADLINE_RETRY)  # not connected yet (the connect has its own timeout)
+                return
+        try:
+            sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; the pool drops the connection
+        except OSError:
+            pass  # closed meanwhile
+
+
+class _WatchedPool:
+    """A connection pool that tells the request's deadline which connection it got."""
+
+    def _get_conn(self, timeout=None):
+        connection = super()._get_conn(timeout)
+        deadline = getattr(_current, "deadline", None)
+        if deadline is not None:
+            deadline.connection = connection
+        return connection
+
+
+class _WatchedHTTPPool(_WatchedPool, urllib3.HTTPConnectionPool):
+    pass
+
+
+class _WatchedHTTPSPool(_WatchedPool, urllib3.HTTPSConnectionPool):
+    pass

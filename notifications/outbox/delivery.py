@@ -19,7 +19,13 @@ from notifications.channels import DeliveryError, SendSession, get_channel
 from notifications.messages.catalog import refresh as refresh_templates
 from notifications.messages.rendering import render
 from notifications.outbox.consent import after_dead
-from notifications.outbox.models import Notification, NotificationKind, NotificationStatus, record_outcomes
+from notifications.outbox.models import (
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+    record_outcomes,
+    record_send_starts,
+)
 from notifications.outbox.planning import plan_fallback
 from notifications.outbox.ratelimit import take_token, token_interval
 
@@ -86,7 +92,15 @@ def deliver(notifications, next_batch=None):
                 # The clinic's templates, current to within a few seconds (a look at most every
                 # few seconds), read here rather than by the send threads.
                 refresh_templates()
-                running |= {pool.submit(_attempt, n, session) for n in current.take(waiting, threads - len(running))}
+                # A row's send starts at its hand-out: recorded first, so that only a row whose
+                # send started is ever taken for possibly sent, and its look-up starts there.
+                taken = current.take(waiting, threads - len(running))
+                try:
+                    handed_out = _through_blips("recording the sends' starts", record_send_starts, taken)
+                except BaseException:
+                    waiting.extendleft(reversed(taken))  # not handed out: back to the queue below
+                    raise
+                running |= {pool.submit(_attempt, n, session) for n in handed_out}
                 timeout = max(0.0, oldest + OUTCOME_WRITE_WINDOW - time.monotonic()) if unwritten else None
                 done, running = wait(running, timeout=timeout, return_when=FIRST_COMPLETED)
                 if done and not unwritten:
@@ -249,8 +263,8 @@ def _through_blips(what, function, *args):
 
 def _attempt(notification, session):
     """Render and hand one row to its channel, and say what became of it. Touches no database:
-    the row arrives with its patient and appointment loaded, and the outcome is written by the
-    caller. Whatever goes wrong in one row's attempt ends that row alone, never its batch."""
+    the row arrives with its patient and appointment loaded and its send's start recorded, and
+    the outcome is written by the caller. Whatever goes wrong in one row's attempt ends that row alone, never its batch."""
     try:
         return _send(notification, session)
     except Exception as exc:  # noqa: BLE001 - one bad row (a bug, a corrupt field) must not strand the others

@@ -13,7 +13,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from notifications.channels.choices import Channel
@@ -143,19 +143,25 @@ class NotificationQuerySet(models.QuerySet):
             claimed_at__lt=now - timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS),
         )
         spent = list(expired.filter(attempts__gte=settings.NOTIFICATIONS_MAX_ATTEMPTS).values_list("id", flat=True))
+        # A vanished claimer that had started the send may have sent the message before dying,
+        # so the retry looks first; one that died before the send started sent nothing, and its
+        # row goes back as it was (a look-up for a message never sent could only find another's).
+        possibly_sent = Case(
+            When(Q(possibly_sent=True) | Q(send_started_at__gte=F("claimed_at")), then=Value(True)),
+            default=Value(False),
+        )
         # Re-checked by the UPDATE: a claimer that finished meanwhile keeps its outcome.
         expired.filter(pk__in=spent).update(
             status=NotificationStatus.FAILED,
             next_attempt_at=None,
             claim_token=None,
-            possibly_sent=True,
+            possibly_sent=possibly_sent,
             died_at=now,
             last_error="lease expired on the last attempt",
             updated_at=now,
         )
-        # The vanished claimer may have sent the message before dying: the retry looks first.
         returned = expired.update(
-            status=NotificationStatus.PENDING, claim_token=None, possibly_sent=True, updated_at=now
+            status=NotificationStatus.PENDING, claim_token=None, possibly_sent=possibly_sent, updated_at=now
         )
         return returned, list(Notification.objects.filter(pk__in=spent).dead().values_list("id", flat=True))
 
@@ -229,7 +235,12 @@ class Notification(models.Model):
     # dropped connection, an expired lease): the message may be out, so every retry of a text
     # message looks for it at Twilio first, until an attempt's outcome is known.
     possibly_sent = models.BooleanField(default=False)
-    provider_message_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # When this row's send started, written before the request: only a row whose send started
+    # can be possibly sent, and a look-up for its message reaches back to here, no further. A
+    # possibly sent row keeps the start of its earliest attempt that may be out.
+    send_started_at = models.DateTimeField(null=True, blank=True)
+    # Unique (notification_provider_message_once): a provider message belongs to one row.
+    provider_message_id = models.CharField(max_length=255, blank=True)
     delivery_status = models.CharField(max_length=32, choices=DeliveryStatus.choices, blank=True)
     delivery_error_code = models.CharField(max_length=16, blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
@@ -254,6 +265,13 @@ class Notification(models.Model):
                 fields=["appointment", "kind", "channel", "scheduled_for"],
                 condition=~Q(status="cancelled"),
                 name="notification_planned_once",
+            ),
+            # Own identity: a row is recorded sent only with a message its own attempt created,
+            # so no two rows ever share one (a receipt or a fallback would act on both).
+            models.UniqueConstraint(
+                fields=["provider_message_id"],
+                condition=~Q(provider_message_id=""),
+                name="notification_provider_message_once",
             ),
         ]
         indexes = [
@@ -308,6 +326,10 @@ class Notification(models.Model):
         fields = {"status": status, "last_error": error, "error_code": error_code}
         if status == NotificationStatus.SENT:
             fields.update(sent_at=now, provider_message_id=provider_message_id, possibly_sent=False)
+            if self.provider_message_id and provider_message_id != self.provider_message_id:
+                # A new message (a staff retry of a row whose earlier one failed): the receipts
+                # of the old one say nothing of it, and would outrank its own.
+                fields.update(delivery_status="", delivery_error_code="")
             if message is not None:
                 fields.update(rendered_subject=message.subject, rendered_text=message.text, rendered_html=message.html)
         elif status == NotificationStatus.FAILED:
@@ -345,6 +367,31 @@ class Outcome:
 
     def record(self):
         return bool(record_outcomes([self]))
+
+
+def record_send_starts(notifications, now=None):
+    """Record, before their requests go out, that the sends of these claimed rows start (one
+    UPDATE); returns the rows their claims still hold, the only ones to send. A row possibly
+    sent already keeps the start of its earliest attempt that may be out, so that its look-up
+    reaches back to it."""
+    if not notifications:
+        return []
+    now = now or timezone.now()
+    # Conditional on the claims' tokens, like every outcome: a row reclaimed meanwhile is not ours.
+    held = Notification.objects.filter(
+        pk__in=[n.pk for n in notifications],
+        status=NotificationStatus.SENDING,
+        claim_token__in={n.claim_token for n in notifications},
+    )
+    kept = Q(possibly_sent=True, send_started_at__isnull=False)
+    updated = held.update(send_started_at=Case(When(kept, then=F("send_started_at")), default=Value(now)))
+    if updated < len(notifications):
+        still = set(held.values_list("pk", flat=True))
+        notifications = [n for n in notifications if n.pk in still]
+    for n in notifications:
+        if not (n.possibly_sent and n.send_started_at):
+            n.send_started_at = now
+    return notifications
 
 
 @transaction.atomic(savepoint=False)  # in the caller's transaction when there is one

@@ -17,6 +17,7 @@ from notifications.inbound.replies import Inbound, handle_inbound
 from notifications.messages.rendering import render
 from notifications.models import Notification
 from notifications.outbox import delivery, ratelimit
+from notifications.outbox.models import record_send_starts
 
 PHONE = "+14155550177"
 SMS_NUMBER = "+15005550006"
@@ -44,7 +45,7 @@ def reload(row):
 def sent_by_a_worker_that_died(row):
     """Claim the row and send it to the stand-in Twilio as a worker does; the worker then dies
     before writing the outcome: the row stays `sending`. Returns the sid Twilio gave."""
-    [claimed] = Notification.objects.filter(pk=row.pk).claim()
+    [claimed] = record_send_starts(Notification.objects.filter(pk=row.pk).claim())
     with SendSession() as session:
         return session.send(get_channel(claimed.channel), claimed, render(claimed))
 

@@ -1,5 +1,6 @@
 """A send whose answer never came may have been accepted by Twilio: the retry looks first."""
 
+from notifications.channels.twilio_backend import CLOCK_SKEW
 from notifications.models import Notification
 from notifications.outbox import delivery
 
@@ -22,7 +23,11 @@ def test_unanswered_send_is_retried_without_a_second_sms(db, settings, twilio, b
     assert delivery.sweep().outcomes["sent"] == 1
 
     row.refresh_from_db()
-    assert twilio.lookups == [{"To": PHONE, "From": settings.TWILIO_PHONE_NUMBER}]
+    # The look-up reaches back to the row's own send, less Twilio's possible clock skew.
+    since = row.send_started_at.replace(microsecond=0) - CLOCK_SKEW
+    assert twilio.lookups == [
+        {"To": PHONE, "From": settings.TWILIO_PHONE_NUMBER, "DateSent>": since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+    ]
     assert len(twilio.accepted) == 1
     assert row.provider_message_id == twilio.accepted[0]["sid"]
 
@@ -55,3 +60,19 @@ def test_refused_connection_is_retried_without_looking_first(db, settings, twili
     assert twilio.lookups == []
     assert len(twilio.accepted) == 1
     assert Notification.objects.get(pk=row.pk).status == "sent"
+
+
+def test_answer_trickled_past_the_timeout_ends_the_send_as_unanswered(db, settings, twilio, book, make_patient):
+    """Each byte of the answer comes within the read timeout, the whole answer not within the
+    timeout: the send ends unanswered (possibly sent), not when the server is done."""
+    settings.TWILIO_HTTP_TIMEOUT = 0.5
+    settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    twilio.script(PHONE, ("trickle", 0.02))
+    row = sms_row(book, make_patient)
+
+    assert delivery.send_notification(row.pk) == "failed"
+
+    row.refresh_from_db()
+    assert (row.error_code, row.possibly_sent) == ("unanswered", True)
+    assert delivery.sweep().outcomes["sent"] == 1
+    assert len(twilio.accepted) == 1

@@ -25,6 +25,7 @@ from notifications.channels import get_channel
 from notifications.messages.rendering import render
 from notifications.models import Notification
 from notifications.outbox import delivery
+from notifications.outbox.models import record_send_starts
 from tasks.delivery import send_notifications
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 
@@ -150,6 +151,7 @@ def test_sms_twilio_accepted_before_its_worker_died_is_not_sent_again(db, settin
     appointment = book(make_patient(channels=["sms"], phone="+14155550188"))
     row = appointment.notifications.get(kind="booking_confirmation")
     [claimed] = Notification.objects.filter(pk=row.pk).claim()
+    record_send_starts([claimed])  # handed out to a send thread: its send's start recorded first
     get_channel("sms").send(claimed, render(claimed))  # Twilio accepts it; the worker dies before recording it
     Notification.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(seconds=30))
 
