@@ -136,7 +136,8 @@ REST_FRAMEWORK = {
         "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Staff by Django's model permissions, as in the admin; patients as each view allows (config/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["config.permissions.ModelPermissions"],
     # JSON only, as the schema says: a form body answers 415 rather than being read another way.
     "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
