@@ -137,4 +137,6 @@ def metrics_view(request):
 def bearer_token_matches(request):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = settings.METRICS_TOKEN
-    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    given = token.strip().encode("utf-8", "surrogatepass")
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode("utf-8"))

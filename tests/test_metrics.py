@@ -46,6 +46,11 @@ def test_wrong_token_is_401(client, db, metrics_token):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token").status_code == 401
 
 
+def test_a_token_of_non_ascii_characters_is_401_not_a_server_error(client, db, metrics_token):
+    # A WSGI server hands header bytes over as Latin-1 text, so any byte above 127 arrives so.
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-tökén-é").status_code == 401
+
+
 def test_no_token_configured_refuses_an_empty_bearer(client, db, settings):
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
