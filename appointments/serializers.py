@@ -14,6 +14,7 @@ from rest_framework import serializers
 from notifications.channels import CHANNEL_NAMES
 
 from .access import visible_patients
+from .horizon import check_horizon
 from .models import Appointment, Location, Patient, Provider
 from .records import RecordName
 
@@ -199,9 +200,19 @@ class AppointmentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "cancel_reason", "confirmed_at", "created_at", "updated_at"]
 
+    def validate(self, attrs):
+        check_horizon(attrs["starts_at"], attrs["patient"])
+        return attrs
+
 
 class RescheduleSerializer(serializers.Serializer):
+    """The new time; context["patient"] is the appointment's patient, in whose zone it is checked."""
+
     starts_at = AwareDateTimeField(validators=[future])
+
+    def validate(self, attrs):
+        check_horizon(attrs["starts_at"], self.context["patient"])
+        return attrs
 
 
 class VerifyContactSerializer(serializers.Serializer):

@@ -97,7 +97,7 @@ class AppointmentViewSet(
     @idempotent
     def reschedule(self, request, pk=None):
         appointment = self.get_object()
-        body = RescheduleSerializer(data=request.data)
+        body = RescheduleSerializer(data=request.data, context={"patient": appointment.patient})
         body.is_valid(raise_exception=True)
         try:
             appointment = services.reschedule(appointment.pk, starts_at=body.validated_data["starts_at"])

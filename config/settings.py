@@ -231,6 +231,8 @@ if PRODUCTION:
             raise ImproperlyConfigured(f"{_name} still holds the change-me placeholder of .env.example")
 
 CLINIC_NAME = env_str("CLINIC_NAME", "The Clinic")
+# The latest a booking or a move may be, in days from today in the patient's zone (appointments/horizon.py).
+BOOKING_MAX_DAYS_AHEAD = env_int("BOOKING_MAX_DAYS_AHEAD", 730)
 
 # The notification pipeline.
 NOTIFICATIONS_SWEEP_INTERVAL = env_float("NOTIFICATIONS_SWEEP_INTERVAL", 60.0)
