@@ -113,8 +113,14 @@ class PatientSerializer(serializers.ModelSerializer):
                 validate_password(password)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"password": exc.messages}) from None
-            if self.by_the_patient() and not self.instance.user.check_password(attrs.get("current_password", "")):
-                raise serializers.ValidationError({"current_password": ["Give your current password to change it."]})
+        # The sign-in email is the username: whoever holds only a token cannot move the account.
+        new_email = attrs.get("email", getattr(self.instance, "email", "")) != getattr(self.instance, "email", "")
+        if (password or new_email) and self.by_the_patient():
+            if not self.instance.user.check_password(attrs.get("current_password", "")):
+                what = "your password" if password else "your sign-in email"
+                raise serializers.ValidationError(
+                    {"current_password": [f"Give your current password to change {what}."]}
+                )
         attrs.pop("current_password", None)
         # Every change of a sign-in email is checked, with or without a password: the email is
         # the username, and taking another account's would lock its owner out.
