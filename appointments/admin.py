@@ -3,6 +3,7 @@ from django.conf import settings
 from django.contrib import admin
 
 from . import services
+from .horizon import check_horizon
 from .models import Appointment, Location, Patient, Provider
 
 
@@ -59,8 +60,18 @@ class LocationAdmin(admin.ModelAdmin):
     search_fields = ["name", "address"]
 
 
+class AppointmentAdminForm(forms.ModelForm):
+    def clean(self):
+        cleaned = super().clean()
+        # A booking's time is checked as the API checks it; a change page cannot move one.
+        if not self.instance.pk and cleaned.get("starts_at") and cleaned.get("patient"):
+            check_horizon(cleaned["starts_at"], cleaned["patient"])
+        return cleaned
+
+
 @admin.register(Appointment)
 class AppointmentAdmin(admin.ModelAdmin):
+    form = AppointmentAdminForm
     list_display = ["patient", "provider", "starts_at", "status", "confirmed_at", "location"]
     list_filter = ["status", "provider"]
     search_fields = ["patient__name", "provider", "location"]

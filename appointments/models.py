@@ -41,6 +41,13 @@ class Patient(models.Model):
     whatsapp_last_inbound_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    class Meta:
+        # The data-rights actions, beyond the admin's view/add/change/delete.
+        permissions = [
+            ("export_patient", "Can export everything held about a patient"),
+            ("erase_patient", "Can erase a patient's personal data"),
+        ]
+
     def __str__(self):
         return self.name
 

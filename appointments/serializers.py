@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from .access import visible_patients
+from .horizon import check_horizon
 from .models import Appointment, ContactChannel, Location, Patient, Provider
 from .records import RecordName
 
@@ -110,8 +111,14 @@ class PatientSerializer(serializers.ModelSerializer):
                 validate_password(password)
             except DjangoValidationError as exc:
                 raise serializers.ValidationError({"password": exc.messages}) from None
-            if self.by_the_patient() and not self.instance.user.check_password(attrs.get("current_password", "")):
-                raise serializers.ValidationError({"current_password": ["Give your current password to change it."]})
+        # The sign-in email is the username: whoever holds only a token cannot move the account.
+        new_email = attrs.get("email", getattr(self.instance, "email", "")) != getattr(self.instance, "email", "")
+        if (password or new_email) and self.by_the_patient():
+            if not self.instance.user.check_password(attrs.get("current_password", "")):
+                what = "your password" if password else "your sign-in email"
+                raise serializers.ValidationError(
+                    {"current_password": [f"Give your current password to change {what}."]}
+                )
         attrs.pop("current_password", None)
         # Every change of a sign-in email is checked, with or without a password: the email is
         # the username, and taking another account's would lock its owner out.
@@ -197,9 +204,19 @@ class AppointmentSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["status", "cancel_reason", "confirmed_at", "created_at", "updated_at"]
 
+    def validate(self, attrs):
+        check_horizon(attrs["starts_at"], attrs["patient"])
+        return attrs
+
 
 class RescheduleSerializer(serializers.Serializer):
+    """The new time; context["patient"] is the appointment's patient, in whose zone it is checked."""
+
     starts_at = AwareDateTimeField(validators=[future])
+
+    def validate(self, attrs):
+        check_horizon(attrs["starts_at"], self.context["patient"])
+        return attrs
 
 
 class VerifyContactSerializer(serializers.Serializer):

@@ -136,7 +136,8 @@ REST_FRAMEWORK = {
         "accounts.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Staff by Django's model permissions, as in the admin; patients as each view allows (config/permissions.py).
+    "DEFAULT_PERMISSION_CLASSES": ["config.permissions.ModelPermissions"],
     # JSON only, as the schema says: a form body answers 415 rather than being read another way.
     "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.PageNumberPagination",
@@ -235,6 +236,8 @@ if PRODUCTION:
             raise ImproperlyConfigured(f"{_name} still holds the change-me placeholder of .env.example")
 
 CLINIC_NAME = env_str("CLINIC_NAME", "The Clinic")
+# The latest a booking or a move may be, in days from today in the patient's zone (appointments/horizon.py).
+BOOKING_MAX_DAYS_AHEAD = env_int("BOOKING_MAX_DAYS_AHEAD", 730)
 
 # The notification pipeline.
 NOTIFICATIONS_SWEEP_INTERVAL = env_float("NOTIFICATIONS_SWEEP_INTERVAL", 60.0)

@@ -82,7 +82,7 @@ def main():
         "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"],
         "worker": celery + ["worker", "--loglevel", "INFO", "--concurrency", "2"],
         "beat": celery + ["beat", "--loglevel", "INFO"],
-        "flower": celery + ["flower", f"--port={FLOWER_PORT}", "--address=127.0.0.1"],
+        "flower": celery + ["flower", "--conf=flowerconfig.py", f"--port={FLOWER_PORT}", "--address=127.0.0.1"],
     }
     credentials = f"{DEMO_USER} / {DEMO_PASSWORD}" if created else "your existing staff account"
     banner = f"""

@@ -94,8 +94,8 @@ class MessageTemplateAdmin(admin.ModelAdmin):
         ]
 
     def restore_view(self, request, pk, revision):
-        template = get_object_or_404(MessageTemplate, pk=pk)
-        if request.method != "POST" or not self.has_change_permission(request, template):
+        get_object_or_404(MessageTemplate, pk=pk)
+        if request.method != "POST" or not request.user.has_perm("notifications.restore_messagetemplate"):
             return redirect(reverse("admin:notifications_messagetemplate_change", args=[pk]))
         try:
             restore_revision(get_object_or_404(MessageTemplateRevision, pk=revision), request.user)
@@ -146,7 +146,11 @@ class MessageTemplateRevisionAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
-    @admin.action(description="Restore the selected revision", permissions=["change"])
+    def has_restore_permission(self, request):
+        # The API's restore checks the same permission (notifications/template_api.py).
+        return request.user.has_perm("notifications.restore_messagetemplate")
+
+    @admin.action(description="Restore the selected revision", permissions=["restore"])
     def restore_selected(self, request, queryset):
         if queryset.count() != 1:
             self.message_user(request, "Select exactly one revision to restore.", messages.ERROR)
@@ -159,5 +163,5 @@ class MessageTemplateRevisionAdmin(admin.ModelAdmin):
             self.message_user(request, "Revision restored.", messages.SUCCESS)
 
     def has_change_permission(self, request, obj=None):
-        # Nothing on a revision is editable; "change" stands for the right to restore one.
-        return request.user.has_perm("notifications.change_messagetemplate")
+        # Nothing on a revision is editable.
+        return False

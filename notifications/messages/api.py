@@ -6,7 +6,6 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from appointments.models import Appointment
@@ -76,7 +75,7 @@ class MessageTemplateViewSet(viewsets.ModelViewSet):
     """Staff: the clinic's templates, one per channel, kind and language."""
 
     serializer_class = MessageTemplateSerializer
-    permission_classes = [IsAdminUser]
+    action_permissions = {"preview": ["notifications.preview_messagetemplate"]}
     queryset = MessageTemplate.objects.select_related("updated_by")
 
     def perform_destroy(self, template):
@@ -108,7 +107,7 @@ class MessageTemplateRevisionViewSet(mixins.ListModelMixin, mixins.RetrieveModel
     """Staff: every edit of the templates, newest first; any can be restored."""
 
     serializer_class = RevisionSerializer
-    permission_classes = [IsAdminUser]
+    action_permissions = {"restore": ["notifications.restore_messagetemplate"]}
 
     @extend_schema(parameters=[OpenApiParameter(name) for name in KEY])
     def list(self, request, *args, **kwargs):

@@ -29,6 +29,11 @@ class MessageTemplate(models.Model):
 
     class Meta:
         ordering = ["channel", "kind", "language"]
+        # Not plain edits: previewing renders a patient's data; restoring rewrites the live wording.
+        permissions = [
+            ("preview_messagetemplate", "Can preview a message template"),
+            ("restore_messagetemplate", "Can restore a message template from its history"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["channel", "kind", "language"], name="message_template_once_per_language")
         ]

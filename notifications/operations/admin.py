@@ -45,7 +45,11 @@ class NotificationAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
-    @admin.action(description="Retry selected failed notifications", permissions=["change"])
+    def has_retry_permission(self, request):
+        # The API's retry checks the same permission (notifications/api.py).
+        return request.user.has_perm("notifications.retry_notification")
+
+    @admin.action(description="Retry selected failed notifications", permissions=["retry"])
     def retry_selected(self, request, queryset):
         ids = list(queryset.filter(status="failed").values_list("id", flat=True))
         count = Notification.objects.filter(pk__in=ids).retry()

@@ -132,8 +132,10 @@ REGISTRY.register(NotificationCollector())
 
 @require_GET
 def metrics_view(request):
-    """GET /metrics: for staff signed in, or a scraper sending `Authorization: Bearer <METRICS_TOKEN>`."""
-    if not (bearer_token_matches(request) or (request.user.is_active and request.user.is_staff)):
+    """GET /metrics: for staff signed in who may view notifications (as the dashboard), or a scraper
+    sending `Authorization: Bearer <METRICS_TOKEN>`."""
+    user = request.user
+    if not (bearer_token_matches(request) or (user.is_staff and user.has_perm("notifications.view_notification"))):
         status = 403 if request.user.is_authenticated else 401
         refusal = JsonResponse({"Authorization": ["Sign in as staff, or send Bearer <METRICS_TOKEN>."]}, status=status)
         refusal["WWW-Authenticate"] = 'Bearer realm="metrics"'
@@ -145,4 +147,6 @@ def metrics_view(request):
 def bearer_token_matches(request):
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     expected = settings.METRICS_TOKEN
-    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), expected)
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, a 500).
+    given = token.strip().encode("utf-8", "surrogatepass")
+    return bool(expected) and scheme.lower() == "bearer" and hmac.compare_digest(given, expected.encode("utf-8"))

@@ -6,7 +6,6 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.generics import ListAPIView
-from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from appointments.access import patient_of, visible_appointments
@@ -67,6 +66,7 @@ class AppointmentNotificationsView(ListAPIView):
 
     serializer_class = NotificationSerializer
     pagination_class = None
+    patient_actions = ("GET",)
 
     def get_queryset(self):
         appointment = get_object_or_404(visible_appointments(self.request.user), pk=self.kwargs["pk"])
@@ -80,7 +80,7 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
     """Staff: every row, filtered by status, channel and kind; dead rows can be retried."""
 
     serializer_class = NotificationSerializer
-    permission_classes = [IsAdminUser]
+    action_permissions = {"retry": ["notifications.retry_notification"]}
 
     @extend_schema(parameters=[OpenApiParameter(name, enum=choices.values) for name, choices in FILTERS.items()])
     def list(self, request, *args, **kwargs):
@@ -128,6 +128,9 @@ class InboxViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The patient's in-app notifications, newest first, with the unread count."""
 
     serializer_class = InboxItemSerializer
+    patient_actions = ("list", "read")
+    # Staff have no inbox of their own; reading one is looking at notifications.
+    action_permissions = {"read": ["notifications.view_notification"]}
 
     def get_queryset(self):
         patient = patient_of(self.request.user)

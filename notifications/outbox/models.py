@@ -257,6 +257,8 @@ class Notification(models.Model):
 
     class Meta:
         ordering = ["scheduled_for", "id"]
+        # Putting a failed row back in the queue sends a message again: not a plain edit.
+        permissions = [("retry_notification", "Can retry a failed notification")]
         constraints = [
             # Planning is idempotent: a replayed event finds its rows already there, and a
             # message goes by email once, fallbacks included. Cancelled rows step aside so

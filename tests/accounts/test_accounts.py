@@ -18,7 +18,9 @@ def victim(make_patient):
 
 @pytest.mark.parametrize("taken", ["victim@example.com", "Victim@Example.com"])
 def test_patient_cannot_change_their_email_to_another_accounts(patient_client, victim, taken):
-    response = patient_client.patch(f"/api/patients/{patient_client.patient.pk}/", {"email": taken}, format="json")
+    # With the patient's own password (a new sign-in email needs it), the email is still refused.
+    body = {"email": taken, "current_password": "patient-pass-123"}
+    response = patient_client.patch(f"/api/patients/{patient_client.patient.pk}/", body, format="json")
 
     assert response.status_code == 400
     assert list(response.json()) == ["email"]
@@ -30,9 +32,8 @@ def test_patient_cannot_change_their_email_to_another_accounts(patient_client, v
 def test_patient_cannot_take_a_staff_members_email_username(patient_client, django_user_model):
     django_user_model.objects.create_user("Boss@Clinic.example", "boss@clinic.example", "boss-pass-123", is_staff=True)
 
-    response = patient_client.patch(
-        f"/api/patients/{patient_client.patient.pk}/", {"email": "boss@clinic.example"}, format="json"
-    )
+    body = {"email": "boss@clinic.example", "current_password": "patient-pass-123"}
+    response = patient_client.patch(f"/api/patients/{patient_client.patient.pk}/", body, format="json")
 
     assert response.status_code == 400
     assert list(response.json()) == ["email"]

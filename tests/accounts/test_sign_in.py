@@ -7,6 +7,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.conftest import in_role
+
 TOKEN_URL = "/api/auth/token/"
 ADMIN_LOGIN_URL = "/admin/login/"
 
@@ -71,6 +73,7 @@ def test_a_token_says_when_it_expires(staff_user):
 def test_an_expired_token_is_refused(staff_user):
     from knox.models import AuthToken
 
+    in_role(staff_user, "Auditor")
     client = token_of(sign_in("staff", "staff-pass-123"))
     assert client.get("/api/notifications/").status_code == 200
 

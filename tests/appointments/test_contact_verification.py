@@ -11,6 +11,9 @@ from rest_framework.test import APIClient
 
 from appointments.models import ContactChange, Patient
 
+# A new sign-in email needs the current password too (tests/test_sign_in_email_change.py).
+NEW_EMAIL = {"email": "new-me@example.com", "current_password": "patient-pass-123"}
+
 
 def patient_url(patient, action=""):
     return f"/api/patients/{patient.pk}/{action}"
@@ -28,7 +31,7 @@ def patient(patient_client):
 def test_a_new_email_gets_a_code_and_the_old_one_keeps_the_messages(patient_client, patient, book):
     old = patient.email
 
-    response = patient_client.patch(patient_url(patient), {"email": "new-me@example.com"}, format="json")
+    response = patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
 
     assert response.status_code == 200
     assert response.json()["email"] == old
@@ -41,7 +44,7 @@ def test_a_new_email_gets_a_code_and_the_old_one_keeps_the_messages(patient_clie
 
 
 def test_the_code_makes_the_new_email_the_patients_and_their_sign_in(patient_client, patient):
-    patient_client.patch(patient_url(patient), {"email": "new-me@example.com"}, format="json")
+    patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
     code = code_in(mail.outbox[-1].body)
 
     response = patient_client.post(patient_url(patient, "verify/"), {"field": "email", "code": code}, format="json")
@@ -67,7 +70,7 @@ def test_a_new_phone_gets_its_code_by_sms_at_that_number(patient_client, patient
 
 
 def test_a_wrong_code_is_refused_naming_code_and_five_end_the_change(patient_client, patient):
-    patient_client.patch(patient_url(patient), {"email": "new-me@example.com"}, format="json")
+    patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
     code = code_in(mail.outbox[-1].body)
     wrong = f"{(int(code) + 1) % 1_000_000:06d}"
 
@@ -83,7 +86,7 @@ def test_a_wrong_code_is_refused_naming_code_and_five_end_the_change(patient_cli
 
 
 def test_an_expired_code_is_refused(patient_client, patient):
-    patient_client.patch(patient_url(patient), {"email": "new-me@example.com"}, format="json")
+    patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
     code = code_in(mail.outbox[-1].body)
     ContactChange.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
 

@@ -18,7 +18,7 @@ from appointments import idempotency, services
 from appointments.models import Appointment, IdempotentRequest
 from config.celery import app as celery_app
 from notifications.models import Notification
-from tests.conftest import token_client
+from tests.conftest import in_role, token_client
 
 # Bookings name providers and locations that staff keep.
 pytestmark = pytest.mark.usefixtures("clinic")
@@ -273,6 +273,7 @@ def test_cancel_with_another_reason_and_the_same_key_is_422(staff_client, book):
 
 
 def test_racing_requests_with_the_same_key_book_once(transactional_db, staff_user, make_patient, monkeypatch):
+    in_role(staff_user, "Front desk")
     patient = make_patient()
     body = booking(patient)
     token = issue_token(staff_user)
@@ -357,7 +358,8 @@ def test_schema_documents_the_header(client, db, path):
 def test_another_users_token_cannot_replay_an_answer(staff_client, django_user_model, make_patient):
     body = booking(make_patient())
     post(staff_client, URL, body, "k")
-    other_staff = token_client(django_user_model.objects.create_user("staff2", "s2@clinic.example", "x", is_staff=True))
+    other = django_user_model.objects.create_user("staff2", "s2@clinic.example", "x", is_staff=True)
+    other_staff = token_client(in_role(other, "Front desk"))
 
     response = post(other_staff, URL, body, "k")
 

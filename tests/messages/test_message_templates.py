@@ -12,7 +12,7 @@ from notifications.messages import catalog
 from notifications.messages.rendering import local_date_and_time, render
 from notifications.models import MessageTemplate, MessageTemplateRevision, Notification
 from notifications.outbox.delivery import send_notification
-from tests.conftest import settled, token_client
+from tests.conftest import in_role, settled, token_client
 
 SPANISH_SMS = "{{ clinic_name }}: cita con {{ provider }} el {{ date }} a las {{ time }}. Responda C para confirmar."
 
@@ -277,7 +277,8 @@ def test_rendering_a_row_reads_no_database(staff_client, book, make_patient, dja
 
 
 def test_a_template_saved_by_someone_else_is_editable_by_any_staff(staff_client, django_user_model):
-    other = token_client(django_user_model.objects.create_user("other", "o@x.example", "other-pass-123", is_staff=True))
+    other = django_user_model.objects.create_user("other", "o@x.example", "other-pass-123", is_staff=True)
+    other = token_client(in_role(other, "Clinic manager"))
     template = create(staff_client).data
 
     response = other.patch(f"/api/templates/{template['id']}/", {"text": "Hola {{ date }}"}, format="json")

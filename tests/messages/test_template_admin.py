@@ -92,3 +92,30 @@ def test_the_preview_answers_the_admin_session(admin_client):
     assert response.status_code == 200
     assert response.json()["text"] == "Tuesday 8 December 2026"
     assert response.json()["segments"] == 1
+
+
+@pytest.mark.parametrize(
+    ("codenames", "restored"), [(["change_messagetemplate"], False), (["restore_messagetemplate"], True)]
+)
+def test_restoring_in_the_admin_needs_the_restore_permission_as_the_api_does(client, staff_user, codenames, restored):
+    from django.contrib.auth.models import Permission
+
+    from notifications.messages.store import save_template
+
+    key = {"channel": "sms", "kind": "reminder", "language": "es"}
+    template = save_template(None, {**key, "text": "Uno {{ date }}"}, staff_user)
+    save_template(template, {**key, "text": "Dos {{ date }}"}, staff_user)
+    first = MessageTemplateRevision.objects.get(action="created")
+    staff_user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["view_messagetemplate", "view_messagetemplaterevision", *codenames])
+    )
+    client.force_login(staff_user)
+
+    client.post(f"/admin/notifications/messagetemplate/{template.pk}/restore/{first.pk}/")
+    client.post(
+        "/admin/notifications/messagetemplaterevision/",
+        {"action": "restore_selected", "_selected_action": [first.pk]},
+    )
+
+    template.refresh_from_db()
+    assert (template.text == "Uno {{ date }}") is restored

@@ -1,5 +1,5 @@
-"""The admin follows Django's permissions: Retry and Cancel need the change permission, the
-dashboard the view permission; notification rows are read-only; a patient's JSON fields are
+"""The admin follows Django's permissions, the API's: Retry needs the retry permission, Cancel the
+change permission, the dashboard the view permission; notification rows are read-only; a patient's JSON fields are
 validated as the API validates them."""
 
 from datetime import timedelta
@@ -45,7 +45,7 @@ def viewer(client, staff_user):
 
 
 @pytest.mark.parametrize(("action", "status"), [("retry_selected", "failed"), ("cancel_selected", "pending")])
-def test_retry_and_cancel_need_the_change_permission(viewer, row, action, status):
+def test_retry_and_cancel_need_more_than_the_view_permission(viewer, row, action, status):
     Notification.objects.filter(pk=row.pk).update(status=status)
 
     viewer.post(CHANGELIST, {"action": action, "_selected_action": [row.pk]})
@@ -54,8 +54,18 @@ def test_retry_and_cancel_need_the_change_permission(viewer, row, action, status
     assert row.status == status
 
 
-def test_staff_with_the_change_permission_retry_a_failed_row(client, staff_user, row):
+def test_the_change_permission_does_not_retry_a_row(client, staff_user, row):
     allow(staff_user, "view_notification", "change_notification")
+    client.force_login(staff_user)
+
+    client.post(CHANGELIST, {"action": "retry_selected", "_selected_action": [row.pk]})
+
+    row.refresh_from_db()
+    assert row.status == "failed"
+
+
+def test_staff_with_the_retry_permission_retry_a_failed_row(client, staff_user, row):
+    allow(staff_user, "view_notification", "retry_notification")
     client.force_login(staff_user)
 
     client.post(CHANGELIST, {"action": "retry_selected", "_selected_action": [row.pk]})

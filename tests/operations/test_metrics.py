@@ -8,7 +8,7 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
 from notifications.models import Notification, NotificationAttempt
-from tests.conftest import settled
+from tests.conftest import in_role, settled
 
 TOKEN = "scrape-token-0123456789"
 
@@ -46,6 +46,11 @@ def test_wrong_token_is_401(client, db, metrics_token):
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer not-the-token").status_code == 401
 
 
+def test_a_token_of_non_ascii_characters_is_401_not_a_server_error(client, db, metrics_token):
+    # A WSGI server hands header bytes over as Latin-1 text, so any byte above 127 arrives so.
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-tökén-é").status_code == 401
+
+
 def test_no_token_configured_refuses_an_empty_bearer(client, db, settings):
     settings.METRICS_TOKEN = ""
     assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer ").status_code == 401
@@ -59,7 +64,7 @@ def test_signed_in_patient_is_403(client, make_patient):
 
 
 def test_staff_session_reads_the_metrics(client, staff_user):
-    client.force_login(staff_user)
+    client.force_login(in_role(staff_user, "Auditor"))
 
     assert sample(scrape(client), "notifications_due_rows") == 0
 

@@ -21,6 +21,7 @@ from django.utils import timezone
 from accounts.tokens import issue_token
 from appointments.models import Appointment
 from notifications.models import Notification
+from tests.conftest import in_role
 
 from . import harness
 
@@ -41,6 +42,7 @@ def live_service(spawn, worker_env, clinic, django_user_model):
     # Hashed as the service's own settings hash (the tests' fast hasher is not among them).
     password = PBKDF2PasswordHasher().encode(STAFF[1], PBKDF2PasswordHasher().salt())
     staff = django_user_model.objects.create(username=STAFF[0], password=password, is_staff=True)
+    in_role(staff, "Clinic manager")
     port = harness.free_port()
     spawn.start(
         "web",

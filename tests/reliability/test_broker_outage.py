@@ -29,6 +29,7 @@ from appointments.models import Patient
 from config.celery import app as celery_app
 from notifications.models import Notification
 from tasks.maintenance import sweep_due_notifications
+from tests.conftest import in_role
 
 from .harness import RedisServer, duplicates, emails_by_recipient, report, sms_by_recipient, wait_until
 
@@ -74,7 +75,7 @@ def own_redis(tmp_path):
 @pytest.fixture
 def staff_token(django_user_model, clinic):
     user = django_user_model.objects.create_user("rel-staff", "rel-staff@clinic.example", "x-pass-123", is_staff=True)
-    return issue_token(user)
+    return issue_token(in_role(user, "Front desk"))
 
 
 def booking(patient, when):

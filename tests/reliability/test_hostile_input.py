@@ -31,6 +31,7 @@ from notifications.messages.store import save_template
 from notifications.models import MessageTemplateRevision, Notification
 from notifications.outbox import backoff
 from notifications.outbox.planning import reminder_times
+from tests.conftest import in_role
 
 from .harness import report
 
@@ -57,6 +58,7 @@ def wsgi_in_test_transaction():
 
 def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django_user_model, make_patient, book):
     staff = django_user_model.objects.create_user("fuzz-staff", "fuzz@clinic.example", "x-pass-123", is_staff=True)
+    in_role(staff, "Clinic manager")
     headers = {"Authorization": f"Token {issue_token(staff)}"}
     patient = make_patient(channels=["email", "sms", "in_app"], password="patient-pass-123")
     appointment = book(patient)

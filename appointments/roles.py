@@ -1,0 +1,60 @@
+"""The roles a clinic has, shipped as groups by a data migration (appointments 0008): which of
+Django's model permissions each holds. The API and the admin check the same permissions."""
+
+FRONT_DESK = "Front desk"
+CLINIC_MANAGER = "Clinic manager"
+AUDITOR = "Auditor"
+
+# The apps whose every record the auditor reads.
+AUDITED_APPS = ("appointments", "notifications")
+
+
+def crud(app_label, model, *verbs):
+    return [f"{app_label}.{verb}_{model}" for verb in verbs]
+
+
+FRONT_DESK_PERMISSIONS = [
+    *crud("appointments", "patient", "view", "add", "change"),
+    *crud("appointments", "appointment", "view", "add", "change"),
+    # A booking names a provider and a location kept by the manager.
+    *crud("appointments", "provider", "view"),
+    *crud("appointments", "location", "view"),
+    *crud("notifications", "notification", "view"),
+    *crud("notifications", "notificationattempt", "view"),
+    *crud("notifications", "inboundmessage", "view"),
+]
+
+CLINIC_MANAGER_PERMISSIONS = [
+    *FRONT_DESK_PERMISSIONS,
+    *crud("appointments", "provider", "add", "change", "delete"),
+    *crud("appointments", "location", "add", "change", "delete"),
+    *crud("notifications", "messagetemplate", "view", "add", "change", "delete", "preview", "restore"),
+    *crud("notifications", "messagetemplaterevision", "view"),
+    "notifications.retry_notification",
+    # The admin's "Cancel selected notifications still to go out".
+    "notifications.change_notification",
+]
+
+
+def create_roles(apps):
+    """Create the three groups if missing and give them their permissions (added, so a clinic's
+    own additions to a group stay). `apps` is a migration's historical registry or django.apps."""
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+
+    def permissions(names):
+        wanted = {tuple(name.split(".")) for name in names}
+        found = Permission.objects.filter(
+            content_type__app_label__in={app for app, _ in wanted}, codename__in={code for _, code in wanted}
+        ).values_list("pk", "content_type__app_label", "codename")
+        return [pk for pk, app, code in found if (app, code) in wanted]
+
+    viewing = Permission.objects.filter(content_type__app_label__in=AUDITED_APPS, codename__startswith="view_")
+    grants = {
+        FRONT_DESK: permissions(FRONT_DESK_PERMISSIONS),
+        CLINIC_MANAGER: permissions(CLINIC_MANAGER_PERMISSIONS),
+        AUDITOR: list(viewing.values_list("pk", flat=True)),
+    }
+    for name, pks in grants.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        group.permissions.add(*pks)
