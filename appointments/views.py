@@ -37,9 +37,20 @@ class PatientViewSet(
     def get_queryset(self):
         return visible_patients(self.request.user).order_by("pk")
 
+    # 429: a patient's allowance of verification codes (appointments/contact.py).
+    @extend_schema(responses={200: PatientSerializer, 429: None})
+    def partial_update(self, request, *args, **kwargs):
+        return super().partial_update(request, *args, **kwargs)
+
+    @extend_schema(responses={200: PatientSerializer, 429: None})
+    def update(self, request, *args, **kwargs):
+        return super().update(request, *args, **kwargs)
+
     def perform_update(self, serializer):
-        serializer.save()
-        contact.request_changes(serializer.instance, serializer.contact_changes)
+        # One transaction: a refused or failed code leaves the patient's other changes unsaved too.
+        with transaction.atomic():
+            serializer.save()
+            contact.request_changes(serializer.instance, serializer.contact_changes)
 
     @extend_schema(request=VerifyContactSerializer, responses={200: PatientSerializer})
     @action(detail=True, methods=["post"])

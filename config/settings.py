@@ -212,6 +212,11 @@ RATE_LIMIT_MAX_WAIT = env_float("RATE_LIMIT_MAX_WAIT", 1.0)
 SMS_BACKEND = env_str("SMS_BACKEND") or ("twilio" if TWILIO_ACCOUNT_SID else "console")
 if SMS_BACKEND not in ("twilio", "console", "locmem"):
     raise ImproperlyConfigured(f"SMS_BACKEND must be twilio, console or locmem, not {SMS_BACKEND!r}")
+# The country calling codes text may go to ("1,44"); empty: the sender's own, or any without a
+# sender (notifications/channels/destinations.py).
+SMS_ALLOWED_COUNTRIES = [code.removeprefix("+") for code in env_list("SMS_ALLOWED_COUNTRIES")]
+if not all(code.isascii() and code.isdigit() and len(code) <= 3 for code in SMS_ALLOWED_COUNTRIES):
+    raise ImproperlyConfigured(f"SMS_ALLOWED_COUNTRIES must be calling codes such as 1,44, not {SMS_ALLOWED_COUNTRIES}")
 
 if PRODUCTION:
     # Production never pretends to send: a console or in-memory backend would mark every message

@@ -79,8 +79,9 @@ def test_dates_and_weekdays_are_written_in_the_patients_language_and_zone():
 
 
 def test_spanish_patient_booked_through_the_api_hears_in_spanish_on_every_channel(
-    celery_worker, staff_client, twilio, clinic
+    celery_worker, staff_client, twilio, clinic, settings
 ):
+    settings.SMS_ALLOWED_COUNTRIES = ["1", "34"]  # a clinic that texts Spain too
     patient = staff_client.post(
         "/api/patients/",
         {

@@ -115,3 +115,15 @@ def test_yesterdays_attempts_are_not_in_todays_counters(client, book, metrics_to
     samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert sample(samples, "notifications_send_attempts_total", channel="email", outcome="sent") is None
+
+
+def test_verification_codes_sent_are_counted_by_channel(client, patient_client, metrics_token, twilio):
+    url = f"/api/patients/{patient_client.patient.pk}/"
+    patient_client.patch(url, {"phone": "+14155550199"}, format="json")
+    patient_client.patch(url, {"email": "new-me@example.com"}, format="json")
+    patient_client.patch(url, {"phone": "+14155550198"}, format="json")
+
+    samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {metrics_token}")
+
+    assert sample(samples, "verification_codes_sent_total", channel="sms") == 2
+    assert sample(samples, "verification_codes_sent_total", channel="email") == 1
