@@ -102,8 +102,11 @@ class AppointmentViewSet(
                 allowance.check(serializer.validated_data["patient"])
             serializer.instance = services.book(**serializer.validated_data)
 
+    # 429: a patient's daily allowance of reschedules and cancellations (appointments/allowance.py).
     @extend_schema(
-        request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None}, parameters=[KEY_PARAMETER]
+        request=RescheduleSerializer,
+        responses={200: AppointmentSerializer, 409: None, 429: None},
+        parameters=[KEY_PARAMETER],
     )
     @action(detail=True, methods=["post"])
     @idempotent
@@ -112,19 +115,25 @@ class AppointmentViewSet(
         body = RescheduleSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            appointment = services.reschedule(appointment.pk, starts_at=body.validated_data["starts_at"])
+            appointment = services.reschedule(
+                appointment.pk, starts_at=body.validated_data["starts_at"], by_patient=not request.user.is_staff
+            )
         except services.AppointmentConflict as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(AppointmentSerializer(appointment).data)
 
-    @extend_schema(request=CancelSerializer, responses={200: AppointmentSerializer}, parameters=[KEY_PARAMETER])
+    @extend_schema(
+        request=CancelSerializer, responses={200: AppointmentSerializer, 429: None}, parameters=[KEY_PARAMETER]
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def cancel(self, request, pk=None):
         appointment = self.get_object()
         body = CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        appointment = services.cancel(appointment.pk, reason=body.validated_data["reason"])
+        appointment = services.cancel(
+            appointment.pk, reason=body.validated_data["reason"], by_patient=not request.user.is_staff
+        )
         return Response(AppointmentSerializer(appointment).data)
 
     @extend_schema(request=None, responses={200: AppointmentSerializer, 409: None})

@@ -249,6 +249,9 @@ NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
 # An SMS template that would take more segments than this (with the sample appointment) is
 # refused when staff save it: each segment is billed.
 NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
+# A reschedule notice waits this long for the next move, so quick moves reach the patient as one
+# notice naming the latest time (notifications/planning.py); 0 sends it at once.
+NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS = env_int("NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS", 60)
 # How often a worker looks for templates staff edited in another process (one small query);
 # the process that saved one uses it at once.
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
@@ -258,6 +261,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
 # Appointments a patient may book for themselves in any hour (appointments/allowance.py).
 BOOKINGS_PER_PATIENT_PER_HOUR = env_int("BOOKINGS_PER_PATIENT_PER_HOUR", 5)
+# Reschedules and cancellations a patient may make themselves in any 24 hours (staff: no limit).
+PATIENT_CHANGES_PER_DAY = env_int("PATIENT_CHANGES_PER_DAY", 5)
 # How long an Idempotency-Key is remembered (appointments/idempotency.py); an older key counts as new.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the

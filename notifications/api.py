@@ -64,10 +64,10 @@ def plain_reason(notification):
 
 
 class AppointmentNotificationsView(ListAPIView):
-    """GET /api/appointments/{id}/notifications/: every row planned for the appointment."""
+    """GET /api/appointments/{id}/notifications/: every row planned for the appointment, a page at
+    a time like every list."""
 
     serializer_class = NotificationSerializer
-    pagination_class = None
 
     def get_queryset(self):
         appointment = get_object_or_404(visible_appointments(self.request.user), pk=self.kwargs["pk"])

@@ -121,7 +121,7 @@ def test_spanish_patient_booked_through_the_api_hears_in_spanish_on_every_channe
         "a las 10:00 CET, Sala 2."
     )
     # Each row keeps what it said, and the patient's notification list shows it.
-    listed = staff_client.get(f"/api/appointments/{booked.data['id']}/notifications/").data
+    listed = staff_client.get(f"/api/appointments/{booked.data['id']}/notifications/").data["results"]
     sent = {row["channel"]: row for row in listed if row["kind"] == "booking_confirmation"}
     assert sent["sms"]["text"] == sms.body
     assert (sent["email"]["subject"], sent["email"]["text"]) == (email.subject, email.body)

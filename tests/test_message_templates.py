@@ -68,7 +68,7 @@ def test_wording_is_taken_at_send_time_and_a_sent_message_keeps_what_it_said(sta
     assert request.body.startswith("Recordatorio: ")
     reminder.refresh_from_db()
     assert reminder.rendered_text == request.body
-    listed = staff_client.get(f"/api/appointments/{appointment.pk}/notifications/").data
+    listed = staff_client.get(f"/api/appointments/{appointment.pk}/notifications/").data["results"]
     assert next(row["text"] for row in listed if row["id"] == reminder.pk) == request.body
 
 
