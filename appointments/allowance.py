@@ -9,7 +9,7 @@ from django.conf import settings
 from django.utils import timezone
 from rest_framework.exceptions import Throttled
 
-from .models import Appointment, Patient, PatientChange
+from .models import Appointment, ContactCodeSent, Patient, PatientChange
 
 WINDOW = timedelta(hours=1)
 
@@ -45,3 +45,15 @@ def take_change(appointment, action, now=None):
         wait = (made[-1] + CHANGES_WINDOW - now).total_seconds()
         raise Throttled(wait=wait, detail=f"At most {limit} changes a day; try again in {int(wait) + 1} s.")
     PatientChange.objects.create(patient=patient, appointment=appointment, action=action, at=now)
+
+
+# The allowances' records are kept past their longest window (a day) by a day's margin, then go:
+# a code's destination is personal data kept for nothing else.
+RECORDS_KEPT = timedelta(days=2)
+
+
+def purge_expired(now=None):
+    """Delete the verification codes' and patients' changes' records past RECORDS_KEPT."""
+    cutoff = (now or timezone.now()) - RECORDS_KEPT
+    codes = ContactCodeSent.objects.filter(sent_at__lt=cutoff).delete()[0]
+    return codes + PatientChange.objects.filter(at__lt=cutoff).delete()[0]

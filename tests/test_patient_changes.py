@@ -108,3 +108,20 @@ def test_an_appointments_notifications_are_paginated(staff_client, book):
     assert sorted(first.json()) == ["count", "next", "previous", "results"]
     assert (first.json()["count"], len(first.json()["results"])) == (rows, 50)
     assert len(second.json()["results"]) == rows - 50
+
+
+def test_the_allowances_records_go_once_past_their_windows(patient_client, appointment):
+    from appointments.models import ContactCodeSent, PatientChange
+    from tasks.idempotency import purge_idempotency_keys
+
+    move(patient_client, appointment, 1)
+    patient_client.patch(f"/api/patients/{appointment.patient_id}/", {"email": "new@example.com"}, format="json")
+    move(patient_client, appointment, 2)
+    old = timezone.now() - timedelta(days=2, seconds=1)
+    PatientChange.objects.filter(pk=PatientChange.objects.order_by("at").first().pk).update(at=old)
+    ContactCodeSent.objects.update(sent_at=old)
+
+    purge_idempotency_keys()
+
+    assert PatientChange.objects.count() == 1
+    assert not ContactCodeSent.objects.exists()
