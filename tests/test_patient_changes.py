@@ -125,3 +125,23 @@ def test_the_allowances_records_go_once_past_their_windows(patient_client, appoi
 
     assert PatientChange.objects.count() == 1
     assert not ContactCodeSent.objects.exists()
+
+
+def test_no_list_the_api_answers_is_unpaginated(client, db):
+    schema = client.get("/api/schema/", {"format": "json"}).json()
+
+    def answer(operation):
+        return (
+            operation.get("responses", {})
+            .get("200", {})
+            .get("content", {})
+            .get("application/json", {})
+            .get("schema", {})
+        )
+
+    bare_lists = [
+        f"GET {path}"
+        for path, operations in schema["paths"].items()
+        if answer(operations.get("get", {})).get("type") == "array"
+    ]
+    assert bare_lists == []
