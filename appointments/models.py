@@ -159,3 +159,31 @@ class ContactChange(models.Model):
 
     def __str__(self):
         return f"{self.patient}: {self.field} to be {self.value}"
+
+
+class ContactCodeSent(models.Model):
+    """One verification code sent (appointments/contact.py): what the hourly and daily allowances
+    count, per patient and per destination, with the wrong guesses made against it, so a new
+    code brings no new guesses. /metrics counts today's by channel."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    field = models.CharField(max_length=8, choices=[("email", "email"), ("phone", "phone")])
+    destination = models.CharField(max_length=254, db_index=True)
+    sent_at = models.DateTimeField(default=timezone.now, db_index=True)
+    wrong_guesses = models.PositiveSmallIntegerField(default=0)
+
+    def __str__(self):
+        return f"code for {self.patient} by {self.field} at {self.sent_at:%Y-%m-%d %H:%M}"
+
+
+class PatientChange(models.Model):
+    """A reschedule or cancellation a patient made themselves: what their daily allowance
+    (PATIENT_CHANGES_PER_DAY, appointments/allowance.py) counts."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="+")
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="+")
+    action = models.CharField(max_length=16)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self):
+        return f"{self.patient} {self.action} at {self.at:%Y-%m-%d %H:%M}"

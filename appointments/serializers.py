@@ -11,6 +11,8 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
+from config.phone_numbers import refusal
+
 from .access import visible_patients
 from .horizon import check_horizon
 from .models import Appointment, ContactChannel, Location, Patient, Provider
@@ -97,6 +99,8 @@ class PatientSerializer(serializers.ModelSerializer):
     def validate_phone(self, value):
         if value and not E164.fullmatch(value):
             raise serializers.ValidationError("Use E.164 format, e.g. +14155550100.")
+        if value and refusal(value):  # the clinic's sender never texts it (SMS pumping)
+            raise serializers.ValidationError(f"{refusal(value)}.")
         return value
 
     def validate_timezone(self, value):

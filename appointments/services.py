@@ -3,6 +3,7 @@
 from django.db import transaction
 from django.utils import timezone
 
+from . import allowance
 from .models import Appointment, AppointmentStatus
 from .signals import appointment_booked, appointment_cancelled, appointment_rescheduled
 
@@ -29,13 +30,16 @@ def book(*, patient, provider, starts_at, duration_minutes, location="", reason=
 
 
 @transaction.atomic
-def reschedule(appointment_id, *, starts_at):
-    """Move the appointment. Moving it to the time it already has changes nothing."""
+def reschedule(appointment_id, *, starts_at, by_patient=False):
+    """Move the appointment. Moving it to the time it already has changes nothing. A move the
+    patient makes themselves counts against their daily allowance (appointments/allowance.py)."""
     appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
     if appointment.status == AppointmentStatus.CANCELLED:
         raise AppointmentConflict("A cancelled appointment cannot be rescheduled.")
     if appointment.starts_at == starts_at:
         return appointment
+    if by_patient:
+        allowance.take_change(appointment, "reschedule")
     previous_starts_at = appointment.starts_at
     appointment.starts_at = starts_at
     appointment.sequence += 1  # the row is locked: no lost increment
@@ -50,11 +54,14 @@ def reschedule(appointment_id, *, starts_at):
 
 
 @transaction.atomic
-def cancel(appointment_id, *, reason=""):
-    """Cancel the appointment. Cancelling it again changes nothing."""
+def cancel(appointment_id, *, reason="", by_patient=False):
+    """Cancel the appointment. Cancelling it again changes nothing; the patient's own counts
+    against their daily allowance."""
     appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
     if appointment.status == AppointmentStatus.CANCELLED:
         return appointment
+    if by_patient:
+        allowance.take_change(appointment, "cancel")
     appointment.status = AppointmentStatus.CANCELLED
     appointment.cancel_reason = reason
     appointment.sequence += 1

@@ -1,9 +1,18 @@
 """Domain events. Each is sent inside the transaction that changed the appointment, so a
 receiver's writes commit or roll back with it. Arguments: appointment, occurred_at, and for a
-reschedule previous_starts_at."""
+reschedule previous_starts_at.
+
+text_message_requested asks whoever sends text messages (notifications/) to send one now, outside
+any appointment's notices (a verification code): arguments `to` and `text`; a receiver that
+cannot send it raises TextNotSent."""
 
 from django.dispatch import Signal
 
 appointment_booked = Signal()
 appointment_rescheduled = Signal()
 appointment_cancelled = Signal()
+text_message_requested = Signal()
+
+
+class TextNotSent(Exception):
+    """The text message a receiver of text_message_requested was asked for could not be sent."""

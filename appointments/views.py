@@ -33,9 +33,20 @@ class PatientViewSet(
     def get_queryset(self):
         return visible_patients(self.request.user).order_by("pk")
 
+    # 429: a patient's allowance of verification codes (appointments/contact.py).
+    @extend_schema(responses={200: PatientSerializer, 429: None})
+    def partial_update(self, request, *args, **kwargs):
+        return super().partial_update(request, *args, **kwargs)
+
+    @extend_schema(responses={200: PatientSerializer, 429: None})
+    def update(self, request, *args, **kwargs):
+        return super().update(request, *args, **kwargs)
+
     def perform_update(self, serializer):
-        serializer.save()
-        contact.request_changes(serializer.instance, serializer.contact_changes)
+        # One transaction: a refused or failed code leaves the patient's other changes unsaved too.
+        with transaction.atomic():
+            serializer.save()
+            contact.request_changes(serializer.instance, serializer.contact_changes)
 
     @extend_schema(request=VerifyContactSerializer, responses={200: PatientSerializer})
     @action(detail=True, methods=["post"])
@@ -90,8 +101,11 @@ class AppointmentViewSet(
                 allowance.check(serializer.validated_data["patient"])
             serializer.instance = services.book(**serializer.validated_data)
 
+    # 429: a patient's daily allowance of reschedules and cancellations (appointments/allowance.py).
     @extend_schema(
-        request=RescheduleSerializer, responses={200: AppointmentSerializer, 409: None}, parameters=[KEY_PARAMETER]
+        request=RescheduleSerializer,
+        responses={200: AppointmentSerializer, 409: None, 429: None},
+        parameters=[KEY_PARAMETER],
     )
     @action(detail=True, methods=["post"])
     @idempotent
@@ -100,19 +114,25 @@ class AppointmentViewSet(
         body = RescheduleSerializer(data=request.data, context={"patient": appointment.patient})
         body.is_valid(raise_exception=True)
         try:
-            appointment = services.reschedule(appointment.pk, starts_at=body.validated_data["starts_at"])
+            appointment = services.reschedule(
+                appointment.pk, starts_at=body.validated_data["starts_at"], by_patient=not request.user.is_staff
+            )
         except services.AppointmentConflict as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(AppointmentSerializer(appointment).data)
 
-    @extend_schema(request=CancelSerializer, responses={200: AppointmentSerializer}, parameters=[KEY_PARAMETER])
+    @extend_schema(
+        request=CancelSerializer, responses={200: AppointmentSerializer, 429: None}, parameters=[KEY_PARAMETER]
+    )
     @action(detail=True, methods=["post"])
     @idempotent
     def cancel(self, request, pk=None):
         appointment = self.get_object()
         body = CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        appointment = services.cancel(appointment.pk, reason=body.validated_data["reason"])
+        appointment = services.cancel(
+            appointment.pk, reason=body.validated_data["reason"], by_patient=not request.user.is_staff
+        )
         return Response(AppointmentSerializer(appointment).data)
 
     @extend_schema(request=None, responses={200: AppointmentSerializer, 409: None})

@@ -213,6 +213,11 @@ RATE_LIMIT_MAX_WAIT = env_float("RATE_LIMIT_MAX_WAIT", 1.0)
 SMS_BACKEND = env_str("SMS_BACKEND") or ("twilio" if TWILIO_ACCOUNT_SID else "console")
 if SMS_BACKEND not in ("twilio", "console", "locmem"):
     raise ImproperlyConfigured(f"SMS_BACKEND must be twilio, console or locmem, not {SMS_BACKEND!r}")
+# The country calling codes text may go to ("1,44"); empty: the sender's own, or any without a
+# sender (config/phone_numbers.py).
+SMS_ALLOWED_COUNTRIES = [code.removeprefix("+") for code in env_list("SMS_ALLOWED_COUNTRIES")]
+if not all(code.isascii() and code.isdigit() and len(code) <= 3 for code in SMS_ALLOWED_COUNTRIES):
+    raise ImproperlyConfigured(f"SMS_ALLOWED_COUNTRIES must be calling codes such as 1,44, not {SMS_ALLOWED_COUNTRIES}")
 
 if PRODUCTION:
     # Production never pretends to send: a console or in-memory backend would mark every message
@@ -252,6 +257,9 @@ NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
 # An SMS template that would take more segments than this (with the sample appointment) is
 # refused when staff save it: each segment is billed.
 NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
+# A reschedule notice waits this long for the next move, so quick moves reach the patient as one
+# notice naming the latest time (notifications/outbox/planning.py); 0 sends it at once.
+NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS = env_int("NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS", 60)
 # How often a worker looks for templates staff edited in another process (one small query);
 # the process that saved one uses it at once.
 NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS = env_float("NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS", 5.0)
@@ -266,6 +274,8 @@ METRICS_TOKEN = env_str("METRICS_TOKEN")
 NOTIFICATIONS_DIGEST_RECIPIENTS = env_list("NOTIFICATIONS_DIGEST_RECIPIENTS")
 # Appointments a patient may book for themselves in any hour (appointments/allowance.py).
 BOOKINGS_PER_PATIENT_PER_HOUR = env_int("BOOKINGS_PER_PATIENT_PER_HOUR", 5)
+# Reschedules and cancellations a patient may make themselves in any 24 hours (staff: no limit).
+PATIENT_CHANGES_PER_DAY = env_int("PATIENT_CHANGES_PER_DAY", 5)
 # How long an Idempotency-Key is remembered (appointments/idempotency.py); an older key counts as new.
 IDEMPOTENCY_KEY_TTL_SECONDS = env_int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 60 * 60)
 # The seed's schedule (2 days by email, 1 day and 2 hours by SMS); each entry also reaches the

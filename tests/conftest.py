@@ -114,6 +114,13 @@ def no_quiet_hours(settings):
     settings.NOTIFICATIONS_QUIET_HOURS = {}
 
 
+@pytest.fixture(autouse=True)
+def reschedule_notices_at_once(settings):
+    """A reschedule notice goes at once, as before its settle window: tests/appointments/test_patient_changes.py
+    sets the window where it is what is tested."""
+    settings.NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS = 0
+
+
 RELIABILITY = Path(__file__).resolve().parent / "reliability"
 
 

@@ -11,7 +11,9 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from .base import Channel
+from config.phone_numbers import NOT_ALLOWED, refusal
+
+from .base import Channel, DeliveryError
 
 logger = logging.getLogger(__name__)
 
@@ -75,12 +77,21 @@ def backend(name):
     return import_string(BACKENDS[name])()
 
 
+def checked_backend(to):
+    """The configured backend, once `to` is known to be a number the clinic texts (the one check
+    every text message passes, a row's or a verification code's); raises DeliveryError otherwise."""
+    reason = refusal(to)
+    if reason:
+        raise DeliveryError(f"not sent: {reason}", permanent=True, code=NOT_ALLOWED)
+    return backend(settings.SMS_BACKEND)
+
+
 def send_text(notification, from_, body, content=None):
     """Send an SMS or WhatsApp row's text (or Content Template) through the configured backend.
     A row possibly sent looks for its own message first: from its own send's start, never its
     booking, and never one another row holds."""
     look_first = notification.possibly_sent and notification.send_started_at is not None
-    return backend(settings.SMS_BACKEND).send(
+    return checked_backend(notification.recipient).send(
         to=notification.recipient,
         from_=from_,
         body=body,
@@ -101,7 +112,7 @@ def _held_by_another_row(notification, provider_message_id):
 def send_one_off_sms(to, body):
     """An SMS outside the notification pipeline (a verification code for a new number), from the
     clinic's SMS sender through the configured backend; raises DeliveryError."""
-    return backend(settings.SMS_BACKEND).send(to=to, from_=settings.TWILIO_PHONE_NUMBER, body=body)
+    return checked_backend(to).send(to=to, from_=settings.TWILIO_PHONE_NUMBER, body=body)
 
 
 def status_callback_url(notification):

@@ -17,6 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments import services
 from appointments.models import Patient
+from config.phone_numbers import refusal
 from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.messages.rendering import message_context
 from notifications.messages.snapshot import snapshot
@@ -68,6 +69,8 @@ def handle_inbound(inbound, now=None):
         message.action, message.appointment = action, appointment
         message.save(update_fields=["patient", "action", "appointment"])
     answer = MessagingResponse()
+    if refusal(inbound.sender):
+        return answer  # the clinic's sender answers no number it would not text (SMS_ALLOWED_COUNTRIES)
     if not (channel == Channel.SMS and action in ANSWERED_BY_TWILIO):
         answer.message(_answer_text(action, message.patient, appointment))
     return answer

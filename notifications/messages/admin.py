@@ -147,7 +147,7 @@ class MessageTemplateRevisionAdmin(admin.ModelAdmin):
         return False
 
     def has_restore_permission(self, request):
-        # The API's restore checks the same permission (notifications/template_api.py).
+        # The API's restore checks the same permission (notifications/messages/api.py).
         return request.user.has_perm("notifications.restore_messagetemplate")
 
     @admin.action(description="Restore the selected revision", permissions=["restore"])

@@ -91,7 +91,9 @@ class MessageTemplateViewSet(viewsets.ModelViewSet):
         data = given.validated_data
         parts = {part: data[part] for part in ("subject", "text", "html")}
         try:
-            stored = check_template(data["channel"], data["kind"], data["language"], parts, saving=False)
+            stored = check_template(
+                data["channel"], data["kind"], data["language"], parts, saving=False, appointment=data["appointment"]
+            )
         except DjangoValidationError as exc:
             raise refused(exc) from None
         return Response(render_preview(data["channel"], data["kind"], data["language"], stored, data["appointment"]))

@@ -46,7 +46,7 @@ class NotificationAdmin(admin.ModelAdmin):
         return False
 
     def has_retry_permission(self, request):
-        # The API's retry checks the same permission (notifications/api.py).
+        # The API's retry checks the same permission (notifications/outbox/api.py).
         return request.user.has_perm("notifications.retry_notification")
 
     @admin.action(description="Retry selected failed notifications", permissions=["retry"])

@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
+from appointments.models import ContactCodeSent
 from notifications.operations.monitoring import backlog_stalled, counts_by_status_and_channel, oldest_due_age
 from notifications.outbox.models import Channel, Notification, NotificationAttempt
 
@@ -95,6 +96,24 @@ def send_metrics(since):
     yield errors
 
     yield latency_histogram(attempts)
+    yield verification_codes(since)
+
+
+def verification_codes(since):
+    """Today's verification codes (appointments/contact.py) by channel: a burst is SMS pumping."""
+    created = since.timestamp()
+    sent = CounterMetricFamily(
+        "verification_codes_sent",
+        "Verification codes for a patient's new email or phone sent today (UTC), by channel.",
+        labels=["channel"],
+        created=created,
+    )
+    counts = dict(
+        ContactCodeSent.objects.filter(sent_at__gte=since).values_list("field").annotate(n=Count("id")).order_by()
+    )
+    for field, channel in (("email", Channel.EMAIL), ("phone", Channel.SMS)):
+        sent.add_metric([channel], counts.get(field, 0), created=created)
+    return sent
 
 
 def latency_histogram(attempts):

@@ -62,10 +62,10 @@ def plain_reason(notification):
 
 
 class AppointmentNotificationsView(ListAPIView):
-    """GET /api/appointments/{id}/notifications/: every row planned for the appointment."""
+    """GET /api/appointments/{id}/notifications/: every row planned for the appointment, a page at
+    a time like every list."""
 
     serializer_class = NotificationSerializer
-    pagination_class = None
     patient_actions = ("GET",)
 
     def get_queryset(self):

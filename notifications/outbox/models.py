@@ -124,12 +124,15 @@ class NotificationQuerySet(models.QuerySet):
         # Oldest first, as the sweep hands them out.
         return Claimed(sorted(rows, key=lambda n: (n.scheduled_for, n.pk)), read_at=read_at)
 
+    def still_to_go(self):
+        """Rows not yet out: pending ones, and failed ones waiting for a retry."""
+        return self.filter(Q(status=NotificationStatus.PENDING) | RETRYING)
+
     def withdraw(self):
         """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
         pending ones, and failed ones waiting for a retry. Dead rows stay failed, a record of
         what did not reach the patient."""
-        still_to_go = Q(status=NotificationStatus.PENDING) | RETRYING
-        return self.filter(still_to_go).update(
+        return self.still_to_go().update(
             status=NotificationStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
         )
 

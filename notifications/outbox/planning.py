@@ -1,7 +1,7 @@
 """Which rows an appointment event creates. Runs inside the event's transaction (the rows are
 an outbox); the rows due now are handed to the broker once that transaction commits."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -58,20 +58,23 @@ def _reminder_rows(appointment, now, context):
         yield _row(appointment, NotificationKind.REMINDER, channel, at, context, skip_reason=late)
 
 
-def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts_at=None):
+def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts_at=None, notice_at=None):
     context = snapshot(appointment, previous_starts_at)
-    rows = [_row(appointment, notice_kind, channel, occurred_at, context) for channel in appointment.patient.channels]
+    notice_at = notice_at or occurred_at
+    rows = [_row(appointment, notice_kind, channel, notice_at, context) for channel in appointment.patient.channels]
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
     inserted = insert_ignoring_conflicts(rows, returning=("id", "kind", "status"))
-    if len(inserted) == len(rows):
+    if notice_at > occurred_at:
+        due_now = []  # the sweep sends the notice when its time comes
+    elif len(inserted) == len(rows):
         due_now = [pk for pk, kind, status in inserted if kind == notice_kind and status == NotificationStatus.PENDING]
     else:
         # A replay: the notice it would send may be a row the first planning made.
         due_now = (
             Notification.objects.filter(
-                appointment=appointment, kind=notice_kind, scheduled_for=occurred_at, status=NotificationStatus.PENDING
+                appointment=appointment, kind=notice_kind, scheduled_for=notice_at, status=NotificationStatus.PENDING
             )
             .order_by()
             .values_list("id", flat=True)
@@ -84,10 +87,18 @@ def plan_booking(appointment, occurred_at):
 
 
 def plan_reschedule(appointment, occurred_at, previous_starts_at):
+    # Moves in quick succession reach the patient as one notice naming the latest time: the notice
+    # waits a settle window, and a move within it withdraws the one still waiting, keeping the
+    # time the patient last heard as the one the appointment moved from.
+    unsent = Notification.objects.filter(appointment=appointment, kind=NotificationKind.RESCHEDULE).still_to_go()
+    heard = unsent.order_by("scheduled_for").values_list("context__previous_starts_at", flat=True).first()
     # Every row still to go names the old time (reminders, the booking confirmation, an earlier
     # notice, a fallback): only the notice of this move and its reminders go.
     Notification.objects.filter(appointment=appointment).withdraw()
-    _plan(appointment, NotificationKind.RESCHEDULE, occurred_at, True, previous_starts_at)
+    if heard:
+        previous_starts_at = datetime.fromisoformat(heard)
+    notice_at = occurred_at + timedelta(seconds=settings.NOTIFICATIONS_RESCHEDULE_SETTLE_SECONDS)
+    _plan(appointment, NotificationKind.RESCHEDULE, occurred_at, True, previous_starts_at, notice_at)
 
 
 def plan_cancellation(appointment, occurred_at):

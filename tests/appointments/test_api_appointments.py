@@ -199,7 +199,7 @@ def test_appointment_notifications_list_contract_fields_and_sent_confirmations(b
     response = staff_client.get(f"/api/appointments/{booked['id']}/notifications/")
 
     assert response.status_code == 200
-    rows = response.json()
+    rows = response.json()["results"]
     assert all(CONTRACT_FIELDS <= set(row) for row in rows)
     confirmations = {row["channel"]: row for row in rows if row["kind"] == "booking_confirmation"}
     assert set(confirmations) == {"email", "sms"}

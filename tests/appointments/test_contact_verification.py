@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 
 from appointments.models import ContactChange, Patient
 
-# A new sign-in email needs the current password too (tests/test_sign_in_email_change.py).
+# A new sign-in email needs the current password too (tests/appointments/test_sign_in_email_change.py).
 NEW_EMAIL = {"email": "new-me@example.com", "current_password": "patient-pass-123"}
 
 
@@ -102,3 +102,107 @@ def test_staff_change_a_patients_contact_at_once(staff_client, patient):
     assert response.status_code == 200
     assert Patient.objects.get(pk=patient.pk).email == "new-me@example.com"
     assert not [m for m in mail.outbox if m.to == ["new-me@example.com"]]
+
+
+# The clinic's sender cannot be pumped (issue 28): codes are limited per patient and per
+# destination, guesses count across re-requests, and text goes only to allowed countries.
+
+
+def new_phone(n):
+    return f"+1415555{n:04d}"
+
+
+def test_a_patient_gets_three_codes_an_hour_then_429_in_json(patient_client, patient, twilio):
+    answers = [patient_client.patch(patient_url(patient), {"phone": new_phone(n)}, format="json") for n in range(1, 5)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1]["Content-Type"].startswith("application/json")
+    assert "detail" in answers[-1].json() and int(answers[-1]["Retry-After"]) > 0
+    assert sorted(m["to"] for m in twilio.accepted) == [new_phone(n) for n in range(1, 4)]
+
+
+def test_ten_codes_a_day_per_patient(patient_client, patient):
+    from appointments.models import ContactCodeSent
+
+    answers = []
+    for n in range(1, 12):
+        answers.append(
+            patient_client.patch(
+                patient_url(patient),
+                {"email": f"me{n}@example.com", "current_password": "patient-pass-123"},
+                format="json",
+            )
+        )
+        # Each code an hour and a half older than the next: the hourly allowance never binds.
+        ContactCodeSent.objects.update(sent_at=timezone.now() - timedelta(minutes=90))
+
+    assert [a.status_code for a in answers] == [200] * 10 + [429]
+    assert not [m for m in mail.outbox if m.to == ["me11@example.com"]]
+
+
+def test_one_destination_gets_three_codes_an_hour_whoever_asks(make_patient, twilio):
+    from tests.conftest import token_client
+
+    victim = "+14155559999"
+    answers = []
+    for _ in range(4):
+        patient = make_patient(password="patient-pass-123")
+        answers.append(token_client(patient.user).patch(patient_url(patient), {"phone": victim}, format="json"))
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert len([m for m in twilio.accepted if m["to"] == victim]) == 3
+
+
+def test_a_new_code_does_not_give_new_guesses(patient_client, patient):
+    def guess_wrong(times):
+        code = code_in(mail.outbox[-1].body)
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        return [
+            patient_client.post(patient_url(patient, "verify/"), {"field": "email", "code": wrong}, format="json")
+            for _ in range(times)
+        ]
+
+    patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
+    first = guess_wrong(3)
+    patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
+    second = guess_wrong(2)
+    asked_again = patient_client.patch(patient_url(patient), NEW_EMAIL, format="json")
+
+    assert [a.status_code for a in first + second] == [400] * 5
+    assert ContactChange.objects.filter(patient=patient).count() == 0  # the fifth wrong guess ended it
+    assert asked_again.status_code == 429, asked_again.content
+    assert "5 wrong codes for this email in a day" in asked_again.json()["detail"]
+
+
+def test_a_phone_outside_the_allowed_countries_is_400_naming_phone(patient_client, patient, staff_client, twilio):
+    # The clinic's sender is +1 (tests/conftest.py): by default only +1 numbers get text.
+    by_patient = patient_client.patch(patient_url(patient), {"phone": "+447700900123"}, format="json")
+    by_staff = staff_client.patch(patient_url(patient), {"phone": "+447700900123"}, format="json")
+    created = staff_client.post(
+        "/api/patients/",
+        {"name": "Far Away", "email": "far@example.com", "phone": "+882345678901", "channels": ["email"]},
+        format="json",
+    )
+
+    assert [(a.status_code, list(a.json())) for a in (by_patient, by_staff, created)] == [(400, ["phone"])] * 3
+    assert twilio.accepted == []
+
+
+def test_the_allowed_countries_are_a_setting(patient_client, patient, settings, twilio):
+    settings.SMS_ALLOWED_COUNTRIES = ["1", "44"]
+
+    uk = patient_client.patch(patient_url(patient), {"phone": "+447700900123"}, format="json")
+    spain = patient_client.patch(patient_url(patient), {"phone": "+34600000001"}, format="json")
+
+    assert uk.status_code == 200, uk.content
+    assert (spain.status_code, list(spain.json())) == (400, ["phone"])
+    assert [m["to"] for m in twilio.accepted] == ["+447700900123"]
+
+
+def test_any_country_when_no_sender_is_set(patient_client, patient, settings):
+    settings.TWILIO_PHONE_NUMBER = ""
+    settings.SMS_BACKEND = "locmem"
+
+    response = patient_client.patch(patient_url(patient), {"phone": "+34600000001"}, format="json")
+
+    assert response.status_code == 200, response.content

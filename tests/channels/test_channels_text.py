@@ -198,3 +198,19 @@ def test_sms_and_whatsapp_failing_for_good_fall_back_to_one_email(book, make_pat
     assert [row.fallback_for_id for row in fallbacks] == [sms.pk]
     send_notification(fallbacks[0].pk)
     assert len(mail.outbox) == 1
+
+
+@pytest.mark.parametrize("channel", ["sms", "whatsapp"])
+def test_a_number_outside_the_allowed_countries_is_never_sent_and_email_goes_instead(
+    book, make_patient, twilio, channel
+):
+    # A number kept from before the allow-list (or written straight to the database): the sender
+    # is +1 (tests/conftest.py), so a premium-rate +882 number must not be texted.
+    appointment = book(make_patient(channels=[channel], phone="+882345678901"))
+
+    row = send_confirmation(appointment, channel)
+
+    assert (row.status, row.error_code, row.next_attempt_at) == ("failed", "country_not_allowed", None)
+    assert "+882" in row.last_error and "SMS_ALLOWED_COUNTRIES" in row.last_error
+    assert twilio.requests == []
+    assert Notification.objects.filter(fallback_for=row, channel="email").exists()

@@ -21,7 +21,7 @@ def dead_sms(book, patient_client):
 def rows_seen_by(client, row):
     response = client.get(f"/api/appointments/{row.appointment_id}/notifications/")
     assert response.status_code == 200
-    return {item["id"]: item for item in response.json()}
+    return {item["id"]: item for item in response.json()["results"]}
 
 
 def test_a_patient_reads_a_plain_reason_for_a_dead_message(patient_client, dead_sms):

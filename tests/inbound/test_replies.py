@@ -235,3 +235,14 @@ def test_answer_goes_in_the_patients_language(twilio, inbound_url, book, make_pa
     assert confirmed.startswith("Gracias, Ana: su cita con Dr. Ada Lovelace del ") and "confirmada" in confirmed
     assert " de " in confirmed.split(" del ")[1]  # the date in Spanish: "martes 8 de diciembre de 2026"
     assert "la clínica leerá su mensaje" in kept
+
+
+@pytest.mark.parametrize("sender", ["+882345678901", "whatsapp:+882345678901"])
+def test_a_number_outside_the_allowed_countries_gets_no_answer(twilio, inbound_url, sender):
+    to = WHATSAPP_NUMBER if sender.startswith("whatsapp:") else SMS_NUMBER
+
+    posted = twilio.send_inbound(inbound_url, sender, "HELP", to)
+
+    assert posted.status == 200, posted.body
+    assert list(ElementTree.fromstring(posted.body).iter("Message")) == []
+    assert InboundMessage.objects.get().from_number == sender  # kept for staff all the same

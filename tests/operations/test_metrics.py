@@ -137,3 +137,15 @@ def test_a_backlog_whose_oldest_due_row_waited_past_the_threshold_is_stalled(
     assert sample(samples, "notifications_backlog_stalled") == stalled
     assert sample(samples, "notifications_backlog_stalled_after_seconds") == 900
     assert waited <= sample(samples, "notifications_oldest_due_age_seconds") < waited + 60
+
+
+def test_verification_codes_sent_are_counted_by_channel(client, patient_client, metrics_token, twilio):
+    url = f"/api/patients/{patient_client.patient.pk}/"
+    patient_client.patch(url, {"phone": "+14155550199"}, format="json")
+    patient_client.patch(url, {"email": "new-me@example.com", "current_password": "patient-pass-123"}, format="json")
+    patient_client.patch(url, {"phone": "+14155550198"}, format="json")
+
+    samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {metrics_token}")
+
+    assert sample(samples, "verification_codes_sent_total", channel="sms") == 2
+    assert sample(samples, "verification_codes_sent_total", channel="email") == 1

@@ -156,7 +156,7 @@ JOURNEY = textwrap.dedent(
         "patient": patient.id,
         "booking": booking.id,
         "status_after_booking": booking.status.value,
-        "planned": sorted({(n.channel.value, n.kind.value) for n in planned}),
+        "planned": sorted({(n.channel.value, n.kind.value) for n in planned.results}),
         "moved_to": moved.starts_at.isoformat(),
         "status_after_cancel": cancelled.status.value,
         "refused_status": int(refused.status_code),

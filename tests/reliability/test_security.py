@@ -281,6 +281,7 @@ def test_worker_logs_hold_no_secret_and_no_full_phone_number(spawn, worker_env, 
             NOTIFICATIONS_BACKOFF_BASE="0.1",
             NOTIFICATIONS_BACKOFF_MAX="0.2",
             LOG_LEVEL=loglevel,
+            SMS_ALLOWED_COUNTRIES="1,44",  # the +44 number below is texted too
         )
         phones = ["+14155550142", "+442079460958", "+15005550001", "+14155550143", "+14155550144"]
         standin.script("+14155550143", 503)  # a transient failure, retried
