@@ -18,9 +18,7 @@ from collections import Counter
 from contextlib import contextmanager
 from datetime import timedelta
 
-import kombu.utils.functional
 import pytest
-import redis.retry
 from django.db import connection
 from django.utils import timezone
 from kombu import pools
@@ -196,27 +194,6 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
     assert all("Unrecoverable error" in output for output in crashed), "a worker died of something else"
     assert statuses == {"sent": 2 * BOOKINGS}
     assert Counter(received) == {1: 2 * BOOKINGS}
-
-
-@pytest.fixture
-def broker_client_sleeps(monkeypatch):
-    """The sleeps of the broker clients' own retry loops (kombu's connection retry, redis-py's
-    backoff) in this thread, by the client that slept: the wait a booking would spend on a
-    refusing broker, counted rather than timed. Each still sleeps."""
-    slept = {"kombu": [], "redis": []}
-    test_thread = threading.get_ident()
-
-    def recording(name, real):
-        def sleep(seconds):
-            if threading.get_ident() == test_thread:
-                slept[name].append(seconds)
-            real(seconds)
-
-        return sleep
-
-    monkeypatch.setattr(kombu.utils.functional, "sleep", recording("kombu", kombu.utils.functional.sleep))
-    monkeypatch.setattr(redis.retry, "sleep", recording("redis", redis.retry.sleep))
-    return slept
 
 
 def test_booking_does_not_wait_on_a_broker_that_refuses(
