@@ -98,9 +98,10 @@ def test_a_real_workers_sends_are_counted_by_channel_outcome_and_error_code(
     assert sample(samples, "notifications_send_errors_total", channel="sms", error_code="21211") == 1
     assert sample(samples, "notifications_rows", status="sent", channel="sms") == 1
     assert sample(samples, "notifications_rows", status="failed", channel="sms") == 1
-    # Both SMS attempts in the histogram; the slow one above 0.25 s, the refused one well under it.
+    # Both SMS attempts in the histogram; the slow one (0.3 s at least) never in the 0.25 s bucket.
+    # How fast the refused one was depends on the machine, so it is not asserted.
     assert sample(samples, "notifications_send_latency_seconds_count", channel="sms") == 2
-    assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="0.25") == 1
+    assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="0.25") <= 1
     assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="+Inf") == 2
     assert sample(samples, "notifications_send_latency_seconds_sum", channel="sms") >= 0.3
 
