@@ -298,17 +298,25 @@ def broker_server(redis_url):
     server.close()
 
 
+class BrokerClientSleeps(dict):
+    """{"kombu": [...], "redis": [...]}: the seconds each broker client's retry loop slept, in the
+    watched threads (the test's own, and any it adds to `threads`)."""
+
+    def __init__(self):
+        super().__init__(kombu=[], redis=[])
+        self.threads = {threading.get_ident()}
+
+
 @pytest.fixture
 def broker_client_sleeps(monkeypatch):
     """The sleeps of the broker clients' own retry loops (kombu's connection retry, redis-py's
-    backoff) in this thread, by the client that slept: the wait a booking would spend on a
-    refusing broker, counted rather than timed. Each still sleeps."""
-    slept = {"kombu": [], "redis": []}
-    test_thread = threading.get_ident()
+    backoff): the wait a booking would spend on a refusing broker, counted rather than timed.
+    Each still sleeps."""
+    slept = BrokerClientSleeps()
 
     def recording(name, real):
         def sleep(seconds):
-            if threading.get_ident() == test_thread:
+            if threading.get_ident() in slept.threads:
                 slept[name].append(seconds)
             real(seconds)
 

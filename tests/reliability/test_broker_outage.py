@@ -1,8 +1,8 @@
 """Scenario 3, broker outage: a redis-server of the test's own (never the shared one) is the
 broker of the Celery app in this process and of a worker subprocess. It is stopped in the
 middle of a burst of 200 bookings through the API and started again on the same port. Every
-booking must answer 201 within its timeout; once Redis is back the workers and the sweep send
-every row, exactly once.
+booking must answer 201 without waiting in a broker client's retry loop; once Redis is back the
+workers and the sweep send every row, exactly once.
 
 What the app's producer pool does across the restart (read in celery/app/base.py and
 kombu/connection.py, and measured here): the pool keeps its connection; the first publish on
@@ -36,9 +36,6 @@ BOOKINGS = 200
 CLIENTS = 4  # concurrent API clients
 OUTAGE_AFTER = 40  # bookings answered before Redis is stopped
 OUTAGE_SECONDS = 6
-# The booking's timeout: the broker's socket timeout (5 s, the longest a publish may wait by the
-# settings) plus room for a busy 2-core machine. A booking slower than this has failed.
-BOOKING_TIMEOUT = 10.0
 
 
 def reset_producer_pool():
@@ -89,7 +86,7 @@ def booking(patient, when):
 
 
 def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
-    spawn, worker_env, own_redis, staff_token, mail_dir, twilio, caplog
+    spawn, worker_env, own_redis, staff_token, mail_dir, twilio, caplog, broker_client_sleeps
 ):
     patients = Patient.objects.bulk_create(
         Patient(name=f"Burst {i}", email=f"burst{i}@example.com", phone=f"+1415830{i:04d}", channels=["sms", "email"])
@@ -101,7 +98,11 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
     errors = []
     when = timezone.now() + timedelta(days=7)
 
+    # No booking may wait in a broker client's retry loop: checked by cause, not by a time bound.
+    broker_client_sleeps.threads.clear()
+
     def client_loop(share):
+        broker_client_sleeps.threads.add(threading.get_ident())
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
         try:
@@ -187,7 +188,7 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
         worker_restarts=len(crashed),
     )
     assert codes == {201: BOOKINGS}
-    assert latencies[-1] < BOOKING_TIMEOUT
+    assert broker_client_sleeps == {"kombu": [], "redis": []}
     assert publishes_failed > 0, "no booking published while Redis was down: the outage missed the burst"
     assert publish_after_restart == "ok"
     assert reconnected, "the worker did not reconnect to the restarted Redis"
