@@ -13,7 +13,8 @@ from django.utils import timezone
 from appointments.models import Appointment
 from notifications import dispatch
 from notifications.models import Notification
-from tests.conftest import broker_at, queued_ids, settled
+from tests.broker import broker_at
+from tests.conftest import queued_ids, settled
 
 # Bookings name providers and locations that staff keep.
 pytestmark = pytest.mark.usefixtures("clinic")
