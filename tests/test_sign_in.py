@@ -57,6 +57,20 @@ def test_a_rotating_x_forwarded_for_does_not_escape_the_address_throttle(staff_u
     assert set(answers[30:]) == {429}
 
 
+def test_a_rotating_x_forwarded_for_does_not_escape_the_admin_logins_address_throttle(client, staff_user):
+    for n in range(30):
+        failed = client.post(
+            ADMIN_LOGIN_URL, {"username": f"user{n}", "password": "guess"}, HTTP_X_FORWARDED_FOR=f"10.1.0.{n}"
+        )
+        assert failed.status_code == 200  # the form again, with its error
+
+    refused = client.post(
+        ADMIN_LOGIN_URL, {"username": "staff", "password": "staff-pass-123"}, HTTP_X_FORWARDED_FOR="10.1.1.1"
+    )
+
+    assert refused.status_code == 429
+
+
 def test_behind_one_trusted_proxy_the_address_it_appended_is_counted(staff_user, db, settings):
     """The proxy appends the address it saw to whatever the client sent: the last entry is the
     client's, the first ones are the client's own words."""
