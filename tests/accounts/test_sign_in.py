@@ -45,6 +45,53 @@ def test_an_address_is_throttled_after_thirty_failures_across_accounts(staff_use
     assert elsewhere.status_code == 200
 
 
+def test_a_rotating_x_forwarded_for_does_not_escape_the_address_throttle(staff_user, db):
+    """With no proxy trusted (TRUSTED_PROXY_COUNT=0), the client's own header is never believed:
+    the socket's address is the one counted."""
+    answers = [
+        APIClient(REMOTE_ADDR="203.0.113.7", HTTP_X_FORWARDED_FOR=f"10.0.{n // 250}.{n % 250}")
+        .post(TOKEN_URL, {"username": f"user{n}@example.com", "password": "guess"}, format="json")
+        .status_code
+        for n in range(60)
+    ]
+
+    assert answers[:30] == [400] * 30
+    assert set(answers[30:]) == {429}
+
+
+def test_a_rotating_x_forwarded_for_does_not_escape_the_admin_logins_address_throttle(client, staff_user):
+    for n in range(30):
+        failed = client.post(
+            ADMIN_LOGIN_URL, {"username": f"user{n}", "password": "guess"}, HTTP_X_FORWARDED_FOR=f"10.1.0.{n}"
+        )
+        assert failed.status_code == 200  # the form again, with its error
+
+    refused = client.post(
+        ADMIN_LOGIN_URL, {"username": "staff", "password": "staff-pass-123"}, HTTP_X_FORWARDED_FOR="10.1.1.1"
+    )
+
+    assert refused.status_code == 429
+
+
+def test_behind_one_trusted_proxy_the_address_it_appended_is_counted(staff_user, db, settings):
+    """The proxy appends the address it saw to whatever the client sent: the last entry is the
+    client's, the first ones are the client's own words."""
+    settings.REST_FRAMEWORK = settings.REST_FRAMEWORK | {"NUM_PROXIES": 1}
+
+    def through_proxy(n, claimed, seen):
+        return APIClient(REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR=f"{claimed}, {seen}").post(
+            TOKEN_URL, {"username": f"user{n}@example.com", "password": "guess"}, format="json"
+        )
+
+    failures = [through_proxy(n, f"192.0.2.{n}", "203.0.113.7").status_code for n in range(30)]
+    refused = through_proxy(30, "192.0.2.200", "203.0.113.7")
+    another_client = through_proxy(31, "203.0.113.7", "198.51.100.9")
+
+    assert failures == [400] * 30
+    assert refused.status_code == 429
+    assert another_client.status_code == 400
+
+
 def test_successful_sign_ins_are_not_counted(staff_user):
     answers = {sign_in("staff", "staff-pass-123").status_code for _ in range(12)}
 

@@ -279,10 +279,13 @@ def test_racing_requests_with_the_same_key_book_once(transactional_db, staff_use
     token = issue_token(staff_user)
     real_book = services.book
 
+    began = [threading.Event(), threading.Event()]
+
     def slow_book(**fields):
-        # Hold the booking transaction open, so the other request arrives while it is in flight.
+        # Hold the booking transaction open until both requests have begun, so the other one
+        # arrives while this one is in flight (waited for, not assumed from a sleep).
         appointment = real_book(**fields)
-        time.sleep(0.5)
+        assert all(event.wait(timeout=10) for event in began), "the other request never began"
         return appointment
 
     monkeypatch.setattr(services, "book", slow_book)
@@ -296,6 +299,7 @@ def test_racing_requests_with_the_same_key_book_once(transactional_db, staff_use
             client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
             start.wait(timeout=10)
             started = time.monotonic()
+            began[i].set()
             response = post(client, URL, body, "race")
             spans[i] = (started, time.monotonic())
             answers[i] = (response.status_code, response.json(), response.has_header("Idempotent-Replayed"))

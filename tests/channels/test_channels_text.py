@@ -3,7 +3,6 @@ addresses it sends, how each kind of provider answer is classified, and the emai
 
 import json
 import socket
-import time
 from datetime import timedelta
 
 import pytest
@@ -120,11 +119,10 @@ def test_answer_slower_than_the_timeout_is_transient(book, make_patient, twilio,
     appointment = book(make_patient(channels=["sms"], phone="+14155550123"))
     twilio.script("+14155550123", ("slow", 2))
 
-    started = time.monotonic()
     row = send_confirmation(appointment)
-    elapsed = time.monotonic() - started
 
-    assert elapsed < 1.5, f"the send waited {elapsed:.2f}s past a 0.5s timeout"
+    # The client stopped waiting on its read timeout (not timed here: the error says so).
+    assert (row.error_code, row.possibly_sent) == ("unanswered", True)
     assert row.status == "failed"
     assert row.next_attempt_at is not None and not row.is_dead
     assert row.last_error

@@ -289,3 +289,43 @@ def test_production_starts_when_configured(tmp_path):
     result = manage_check(production_env(tmp_path))
 
     assert result.returncode == 0, result.stderr
+
+
+# The client's address: the proxy in front is trusted for X-Forwarded-For, and only it.
+
+
+def test_compose_trusts_the_one_proxy_in_front_of_web():
+    """web publishes on loopback only, behind the host's TLS-terminating proxy (README, Deploying):
+    the socket's address is that proxy's for every client, the last X-Forwarded-For entry the client's."""
+    assert SERVICES["web"]["environment"]["TRUSTED_PROXY_COUNT"] == "${TRUSTED_PROXY_COUNT:-1}"
+    assert all(str(port).startswith("127.0.0.1:") for port in SERVICES["web"]["ports"])
+
+
+def drf_setting(env, name):
+    code = (
+        f"import django; django.setup(); from rest_framework.settings import api_settings; print(api_settings.{name})"
+    )
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize("value, num_proxies", [(None, "0"), ("", "0"), ("2", "2")])
+def test_trusted_proxy_count_sets_drf_num_proxies(value, num_proxies):
+    env = {k: v for k, v in os.environ.items() if k != "TRUSTED_PROXY_COUNT"}
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    if value is not None:
+        env["TRUSTED_PROXY_COUNT"] = value
+
+    result = drf_setting(env, "NUM_PROXIES")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == num_proxies
+
+
+@pytest.mark.parametrize("value", ["-1", "one"])
+def test_a_bad_trusted_proxy_count_is_refused_naming_it(value):
+    env = {k: v for k, v in os.environ.items()} | {"DJANGO_SETTINGS_MODULE": "config.settings"}
+
+    result = drf_setting(env | {"TRUSTED_PROXY_COUNT": value}, "NUM_PROXIES")
+
+    assert result.returncode != 0
+    assert "TRUSTED_PROXY_COUNT" in result.stderr.strip().splitlines()[-1]

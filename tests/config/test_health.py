@@ -2,16 +2,11 @@
 Both are open to anyone: a load balancer and an API client ask without credentials."""
 
 import socket
-import time
 from datetime import timedelta
 
 import pytest
 import yaml
 from django.utils import timezone
-
-# Generous: the checks use one-second timeouts, so a healthy or refused broker answers at once
-# and a hanging one within about a second.
-ANSWER_WITHIN_SECONDS = 3.0
 
 
 @pytest.fixture
@@ -34,12 +29,6 @@ def silent_port():
     sock.close()
 
 
-def timed_get(client, path):
-    started = time.monotonic()
-    response = client.get(path)
-    return response, time.monotonic() - started
-
-
 def test_healthz_reports_database_and_broker_ok(client, db, settings, redis_url):
     settings.REDIS_URL = redis_url
 
@@ -58,44 +47,30 @@ def test_healthz_needs_no_credentials(client, db, settings, django_user_model, r
     assert response.status_code == 200
 
 
-def test_healthz_answers_quickly_when_healthy(client, db, settings, redis_url):
-    settings.REDIS_URL = redis_url
-
-    response, elapsed = timed_get(client, "/healthz")
-
-    assert response.status_code == 200
-    assert elapsed < ANSWER_WITHIN_SECONDS
+# How fast /healthz answers a broker that is down is shown by its causes, not timed: the check
+# tries once (no client's retry loop sleeps) and a hanging broker ends on the socket's timeout.
 
 
-def test_healthz_is_503_naming_the_broker_when_redis_refuses(client, db, settings, closed_port):
+def test_healthz_is_503_naming_the_broker_when_redis_refuses(client, db, settings, closed_port, broker_client_sleeps):
     settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
 
     response = client.get("/healthz")
 
     assert response.status_code == 503
-    body = response.json()
-    assert body["database"] == "ok"
-    assert body["broker"].startswith("down")
+    assert response.json() == {"database": "ok", "broker": "down: ConnectionError", "backlog": "ok"}
+    assert broker_client_sleeps == {"kombu": [], "redis": []}
 
 
-def test_healthz_answers_quickly_when_redis_refuses(client, db, settings, closed_port):
-    settings.REDIS_URL = f"redis://127.0.0.1:{closed_port}/0"
-
-    response, elapsed = timed_get(client, "/healthz")
-
-    assert response.status_code == 503
-    assert elapsed < ANSWER_WITHIN_SECONDS
-
-
-def test_healthz_is_503_within_seconds_when_redis_never_answers(client, db, settings, silent_port):
+def test_healthz_is_503_on_its_socket_timeout_when_redis_never_answers(
+    client, db, settings, silent_port, broker_client_sleeps
+):
     settings.REDIS_URL = f"redis://127.0.0.1:{silent_port}/0"
 
-    response, elapsed = timed_get(client, "/healthz")
+    response = client.get("/healthz")
 
     assert response.status_code == 503
-    assert response.json()["broker"].startswith("down")
-    assert response.json()["database"] == "ok"
-    assert elapsed < ANSWER_WITHIN_SECONDS
+    assert response.json() == {"database": "ok", "broker": "down: TimeoutError", "backlog": "ok"}
+    assert broker_client_sleeps == {"kombu": [], "redis": []}
 
 
 def test_schema_is_an_openapi_3_document(client, db):

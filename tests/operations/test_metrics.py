@@ -76,14 +76,15 @@ def test_bearer_token_reads_the_metrics(client, db, metrics_token):
 def test_due_backlog_and_the_oldest_due_rows_age(client, book, metrics_token):
     appointment = book()  # no worker: its confirmations stay due
     waited = timedelta(minutes=7)
-    appointment.notifications.filter(kind="booking_confirmation").update(scheduled_for=timezone.now() - waited)
+    made_at = timezone.now()
+    appointment.notifications.filter(kind="booking_confirmation").update(scheduled_for=made_at - waited)
 
     samples = scrape(client, HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
 
     assert sample(samples, "notifications_due_rows") == 2
-    assert (
-        waited.total_seconds() <= sample(samples, "notifications_oldest_due_age_seconds") < waited.total_seconds() + 60
-    )
+    # At most the time that has passed since, however slow the machine (no slack guessed).
+    oldest_by_now = (timezone.now() - made_at + waited).total_seconds()
+    assert waited.total_seconds() <= sample(samples, "notifications_oldest_due_age_seconds") <= oldest_by_now
     assert sample(samples, "notifications_rows", status="pending", channel="sms") >= 1
 
 
@@ -103,9 +104,10 @@ def test_a_real_workers_sends_are_counted_by_channel_outcome_and_error_code(
     assert sample(samples, "notifications_send_errors_total", channel="sms", error_code="21211") == 1
     assert sample(samples, "notifications_rows", status="sent", channel="sms") == 1
     assert sample(samples, "notifications_rows", status="failed", channel="sms") == 1
-    # Both SMS attempts in the histogram; the slow one above 0.25 s, the refused one well under it.
+    # Both SMS attempts in the histogram; the slow one (0.3 s at least) never in the 0.25 s bucket.
+    # How fast the refused one was depends on the machine, so it is not asserted.
     assert sample(samples, "notifications_send_latency_seconds_count", channel="sms") == 2
-    assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="0.25") == 1
+    assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="0.25") <= 1
     assert sample(samples, "notifications_send_latency_seconds_bucket", channel="sms", le="+Inf") == 2
     assert sample(samples, "notifications_send_latency_seconds_sum", channel="sms") >= 0.3
 

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import urllib.request
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.hashers import PBKDF2PasswordHasher
@@ -25,7 +26,9 @@ from tests.conftest import in_role
 
 from . import harness
 
-SCHEMATHESIS = str(harness.BASE_DIR / ".venv" / "bin" / "schemathesis")
+# The command line of the environment running the suite (the project's .venv under `make test`).
+SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
+CONFIG = harness.BASE_DIR / "schemathesis.toml"
 # The generator's own environment, cached between runs (var/ is not committed); the service
 # never imports it.
 CLIENT_VENV = harness.BASE_DIR / "var" / "openapi-python-client"
@@ -61,10 +64,15 @@ def live_service(spawn, worker_env, clinic, django_user_model):
     return url, staff
 
 
-def test_schemathesis_runs_every_phase_and_check_with_no_failure(live_service):
+def test_schemathesis_runs_every_phase_and_check_with_no_failure(live_service, tmp_path):
+    """The same cases on every run (schemathesis.toml: derandomized, no stores, no adaptation to the
+    answers); run in an empty directory, so no `.schemathesis/` or `.hypothesis/` left by an
+    earlier run is there to be read."""
     url, staff = live_service
     command = [
         SCHEMATHESIS,
+        "--config-file",
+        str(CONFIG),
         "run",
         f"{url}/api/schema/",
         "--header",
@@ -80,7 +88,10 @@ def test_schemathesis_runs_every_phase_and_check_with_no_failure(live_service):
         "--no-color",
     ]
 
-    run = subprocess.run(command, cwd=harness.BASE_DIR, capture_output=True, text=True, timeout=1200)
+    workdir = tmp_path / "schemathesis"
+    workdir.mkdir()
+
+    run = subprocess.run(command, cwd=workdir, capture_output=True, text=True, timeout=1200)
 
     output = run.stdout + run.stderr
     cases = re.search(r"(\d+) generated", output)
@@ -98,6 +109,10 @@ def test_schemathesis_runs_every_phase_and_check_with_no_failure(live_service):
     )
     assert run.returncode == 0, output[-6000:]
     assert cases and int(cases.group(1)) >= 300
+    # Hypothesis still caches pure functions of its code there (unicode tables, constants); no
+    # example database and no run cache were written.
+    assert not (workdir / ".hypothesis" / "examples").exists()
+    assert not (workdir / ".schemathesis").exists()
 
 
 def generator_python():

@@ -1,8 +1,8 @@
 """Scenario 3, broker outage: a redis-server of the test's own (never the shared one) is the
 broker of the Celery app in this process and of a worker subprocess. It is stopped in the
 middle of a burst of 200 bookings through the API and started again on the same port. Every
-booking must answer 201 within its timeout; once Redis is back the workers and the sweep send
-every row, exactly once.
+booking must answer 201 without waiting in a broker client's retry loop; once Redis is back the
+workers and the sweep send every row, exactly once.
 
 What the app's producer pool does across the restart (read in celery/app/base.py and
 kombu/connection.py, and measured here): the pool keeps its connection; the first publish on
@@ -37,9 +37,6 @@ BOOKINGS = 200
 CLIENTS = 4  # concurrent API clients
 OUTAGE_AFTER = 40  # bookings answered before Redis is stopped
 OUTAGE_SECONDS = 6
-# The booking's timeout: the broker's socket timeout (5 s, the longest a publish may wait by the
-# settings) plus room for a busy 2-core machine. A booking slower than this has failed.
-BOOKING_TIMEOUT = 10.0
 
 
 def reset_producer_pool():
@@ -90,7 +87,7 @@ def booking(patient, when):
 
 
 def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
-    spawn, worker_env, own_redis, staff_token, mail_dir, twilio, caplog
+    spawn, worker_env, own_redis, staff_token, mail_dir, twilio, caplog, broker_client_sleeps
 ):
     patients = Patient.objects.bulk_create(
         Patient(name=f"Burst {i}", email=f"burst{i}@example.com", phone=f"+1415830{i:04d}", channels=["sms", "email"])
@@ -102,7 +99,11 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
     errors = []
     when = timezone.now() + timedelta(days=7)
 
+    # No booking may wait in a broker client's retry loop: checked by cause, not by a time bound.
+    broker_client_sleeps.threads.clear()
+
     def client_loop(share):
+        broker_client_sleeps.threads.add(threading.get_ident())
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Token {staff_token}")
         try:
@@ -188,7 +189,7 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
         worker_restarts=len(crashed),
     )
     assert codes == {201: BOOKINGS}
-    assert latencies[-1] < BOOKING_TIMEOUT
+    assert broker_client_sleeps == {"kombu": [], "redis": []}
     assert publishes_failed > 0, "no booking published while Redis was down: the outage missed the burst"
     assert publish_after_restart == "ok"
     assert reconnected, "the worker did not reconnect to the restarted Redis"
@@ -197,7 +198,12 @@ def test_bookings_survive_a_broker_outage_and_every_row_is_sent(
     assert Counter(received) == {1: 2 * BOOKINGS}
 
 
-def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_token, django_capture_on_commit_callbacks):
+def test_booking_does_not_wait_on_a_broker_that_refuses(
+    db, own_redis, staff_token, django_capture_on_commit_callbacks, broker_client_sleeps
+):
+    """Causal, not timed: with the broker down every booking answers 201, its rows wait for the
+    sweep (pending), and the publish tried the broker once without entering a retry loop's sleep
+    (kombu's slept 2 s per booking before the fix). The latencies are reported, not asserted."""
     warm_up, *patients = Patient.objects.bulk_create(
         Patient(name=f"Refused {i}", email=f"refused{i}@example.com", channels=["email"]) for i in range(5)
     )
@@ -206,18 +212,22 @@ def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_tok
     when = timezone.now() + timedelta(days=7)
     latencies = []
     with app_broker(own_redis.url()):
-        # One booking while the broker answers: the pool holds a live connection, and the first
-        # request's one-off costs (URL resolution, template catalog) are not timed below.
+        # One booking while the broker answers: the pool holds a live connection, which the
+        # stop below leaves stale (the path a real outage takes).
         with django_capture_on_commit_callbacks(execute=True):
             assert client.post("/api/appointments/", booking(warm_up, when), format="json").status_code == 201
         own_redis.stop()
+        broker_client_sleeps["kombu"].clear()
+        broker_client_sleeps["redis"].clear()
         for patient in patients:
             started = time.monotonic()
             # `db` wraps the test in a transaction: run the on-commit publish as the commit would.
-            with django_capture_on_commit_callbacks(execute=True):
+            with django_capture_on_commit_callbacks(execute=True) as published:
                 response = client.post("/api/appointments/", booking(patient, when), format="json")
             latencies.append(time.monotonic() - started)
             assert response.status_code == 201
+            assert len(published) == 1  # the publish ran, against the stopped broker
+    statuses = set(Notification.objects.filter(appointment__patient__in=patients).values_list("status", flat=True))
     report(
         "3b booking while broker refuses",
         rows=len(patients),
@@ -227,5 +237,7 @@ def test_booking_does_not_wait_on_a_broker_that_refuses(db, own_redis, staff_tok
         stuck=0,
         five_xx=0,
         latencies_s=[round(x, 2) for x in latencies],
+        retry_sleeps=sum(len(sleeps) for sleeps in broker_client_sleeps.values()),
     )
-    assert max(latencies) < 0.5, f"bookings took {[round(x, 2) for x in latencies]} s"
+    assert statuses == {"pending"}
+    assert broker_client_sleeps == {"kombu": [], "redis": []}

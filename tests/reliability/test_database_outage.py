@@ -147,13 +147,14 @@ def test_every_worker_thread_reconnects_after_the_database_returns(spawn, worker
 
 
 BLIP_ROWS = 3
-BLIP_SEND = 1.0  # each send takes this long; the path is cut while they are under way
+BLIP_SEND = 3.0  # each send takes this long; the path is cut while they are under way
 
 
 def test_outcomes_done_during_a_database_blip_are_written_once_it_passes(spawn, worker_env, pg_proxy, twilio):
     """Scenario 4c: `process_pending_notifications` reaches the database through the proxy; its
-    three sends are under way when the path is cut for 1.25 s, so the first write of their
-    outcomes meets a dropped connection. The write is tried again briefly and lands."""
+    three sends are under way when the path is cut, so the first write of their outcomes meets a
+    dropped connection; the path is restored once the command says it will try again (waited
+    for, not assumed from a sleep), and the write lands."""
     patients = Patient.objects.bulk_create(
         Patient(name=f"Blip {i}", email=f"blip{i}@example.com", phone=f"+1415890{i:04d}", channels=["sms"])
         for i in range(BLIP_ROWS)
@@ -164,12 +165,15 @@ def test_outcomes_done_during_a_database_blip_are_written_once_it_passes(spawn, 
             patient=patient, provider="Dr. Blip", starts_at=timezone.now() + timedelta(days=7), duration_minutes=30
         )
     rows = Notification.objects.filter(kind="booking_confirmation")
-    env = worker_env(db_url=database_url(port=pg_proxy.port), NOTIFICATIONS_SEND_THREADS=BLIP_ROWS)
+    # A Twilio timeout well past the sends, so they are still under way when the path is cut.
+    env = worker_env(
+        db_url=database_url(port=pg_proxy.port), NOTIFICATIONS_SEND_THREADS=BLIP_ROWS, TWILIO_HTTP_TIMEOUT=30
+    )
 
     command = spawn.manage("blip-command", env, "process_pending_notifications")
     wait_until(lambda: len(twilio.requests) >= BLIP_ROWS, 30, 0.01, message="the sends under way")
     pg_proxy.cut()
-    time.sleep(1.25)
+    command.wait_for_output("failed; trying again", timeout=30)  # the outcome write met the cut
     pg_proxy.restore()
     exit_code = command.wait(timeout=30)
 

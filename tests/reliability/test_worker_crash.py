@@ -127,7 +127,18 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
     first.start()
     try:
         wait_until(lambda: rows.filter(status="sending").count() == rows_count, 10, 0.02, message="batch claimed")
-        time.sleep(2.2)  # the lease has expired; the first sweep is in its second round of sends
+        claimed_at = min(rows.values_list("claimed_at", flat=True))
+        lease_ends = claimed_at + timedelta(seconds=settings.NOTIFICATIONS_LEASE_SECONDS)
+
+        # Waited for, not assumed from a sleep: the first sweep's first round (one send per
+        # thread) has reached Twilio, and the batch's lease has expired while it holds the rest.
+        def first_round_sent_and_lease_expired():
+            return len(twilio.requests) >= settings.NOTIFICATIONS_SEND_THREADS and timezone.now() > lease_ends
+
+        wait_until(first_round_sent_and_lease_expired, 15, 0.02, message="first round sent, lease expired")
+        first_sweep_running = first.is_alive()
+        requests_before_reclaim = len(twilio.requests)
+        reclaimed_at = timezone.now()
         reclaimed = delivery.reclaim_expired_leases()["returned"]
         delivery.sweep()  # beat's next sweep (or a second command)
     finally:
@@ -140,7 +151,13 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
         "2b sweep batch outlives lease",
         **figures,
         reclaimed_while_held=reclaimed,
+        first_sweep_running_at_reclaim=first_sweep_running,
+        sends_before_reclaim=requests_before_reclaim,
     )
+    # The order the scenario needs, asserted: the reclaim and the second sweep came after the
+    # batch's lease had ended, and after the first sweep had sent a first round of it.
+    assert reclaimed_at > lease_ends
+    assert requests_before_reclaim >= settings.NOTIFICATIONS_SEND_THREADS
     assert statuses == {"sent": rows_count}
     assert duplicates(sms) == 0, f"sent twice: {sorted(p for p, n in sms.items() if n > 1)}"
 
