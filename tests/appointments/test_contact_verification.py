@@ -206,3 +206,13 @@ def test_any_country_when_no_sender_is_set(patient_client, patient, settings):
     response = patient_client.patch(patient_url(patient), {"phone": "+34600000001"}, format="json")
 
     assert response.status_code == 200, response.content
+
+
+def test_a_code_twilio_refuses_to_send_is_400_naming_phone_and_nothing_waits(patient_client, patient, twilio):
+    invalid = "+15005550001"  # Twilio's magic number: refused with 21211
+
+    response = patient_client.patch(patient_url(patient), {"phone": invalid}, format="json")
+
+    assert response.status_code == 400 and list(response.json()) == ["phone"]
+    assert [m for m in twilio.accepted if m["to"] == invalid] == []
+    assert not ContactChange.objects.filter(patient=patient).exists()
