@@ -2,6 +2,8 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin
 
+from notifications.channels import CHANNELS
+
 from . import services
 from .models import Appointment, Location, Patient, Provider
 
@@ -12,6 +14,19 @@ class PatientAdminForm(forms.ModelForm):
 
     # The languages offered now (settings.LANGUAGES), not those of a migration.
     language = forms.ChoiceField(choices=lambda: settings.LANGUAGES, initial=lambda: settings.LANGUAGE_CODE)
+    # Ticked boxes, saved as the lists of channel names the API keeps.
+    channels = forms.MultipleChoiceField(
+        choices=[(name, channel.label) for name, channel in CHANNELS.items()],
+        widget=forms.CheckboxSelectMultiple,
+        help_text="How the patient wants to hear from the clinic.",
+    )
+    opted_out = forms.MultipleChoiceField(
+        choices=[(name, channel.label) for name, channel in CHANNELS.items()],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Opted out of",
+        help_text="Channels the patient asked not to be sent anything on (a STOP reply ticks the channel it came by).",
+    )
 
     class Meta:
         model = Patient

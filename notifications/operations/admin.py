@@ -1,8 +1,12 @@
 from django.contrib import admin, messages
+from django.urls import reverse
+from django.utils.html import format_html
 
 from appointments.admin import PatientAdmin
 from appointments.models import Patient
 from notifications.inbound.models import InboundMessage
+from notifications.operations.admin_filters import QueueFilter
+from notifications.operations.masking import mask_email, mask_name, mask_recipient
 from notifications.outbox.dispatch import enqueue
 from notifications.outbox.models import Notification, NotificationAttempt
 
@@ -22,16 +26,18 @@ class AttemptInline(admin.TabularInline):
 class NotificationAdmin(admin.ModelAdmin):
     list_display = [
         "id",
+        "patient_masked",
         "kind",
         "channel",
+        "recipient_masked",
         "status",
         "scheduled_for",
         "attempts",
-        "next_attempt_at",
         "delivery_status",
-        "error_code",
+        "error",
     ]
-    list_filter = ["status", "channel", "kind", "delivery_status", "scheduled_for"]
+    list_select_related = ["patient"]
+    list_filter = [QueueFilter, "status", "channel", "kind", "delivery_status", "scheduled_for"]
     search_fields = ["patient__name", "patient__email", "provider_message_id", "recipient"]
     date_hierarchy = "scheduled_for"
     inlines = [AttemptInline]
@@ -40,10 +46,42 @@ class NotificationAdmin(admin.ModelAdmin):
     # Read-only: a row's recipient, context, channel and times are the planner's, and its status
     # changes only through the state machine's transitions (the actions below).
     def get_readonly_fields(self, request, obj=None):
-        return [field.name for field in self.model._meta.fields]
+        return ["as_seen", *(field.name for field in self.model._meta.fields)]
+
+    def get_fields(self, request, obj=None):
+        return ["as_seen", *(field.name for field in self.model._meta.fields if field.name != "id")]
+
+    @admin.display(description="what the patient saw")
+    def as_seen(self, row):
+        if row.rendered_html:
+            return format_html(
+                '<iframe sandbox="" srcdoc="{}" style="width: 46em; height: 320px"></iframe>', row.rendered_html
+            )
+        return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>', row.rendered_text or "–")
 
     def has_add_permission(self, request):
         return False
+
+    def has_change_permission(self, request, obj=None):
+        # A row's page is a record, shown without Save buttons; the right to change rows at
+        # large (obj None) stays, for the list's retry and cancel actions.
+        return obj is None and super().has_change_permission(request)
+
+    @admin.display(description="patient", ordering="patient__name")
+    def patient_masked(self, row):
+        return format_html(
+            '<a href="{}">{}</a>', reverse("console-patient", args=[row.patient_id]), mask_name(row.patient.name)
+        )
+
+    @admin.display(description="recipient")
+    def recipient_masked(self, row):
+        return mask_recipient(row.recipient)
+
+    @admin.display(description="last error")
+    def error(self, row):
+        code = row.delivery_error_code or row.error_code
+        text = row.last_error if len(row.last_error) <= 60 else row.last_error[:59] + "…"
+        return " ".join(part for part in (code, text) if part) or "–"
 
     @admin.action(description="Retry selected failed notifications", permissions=["change"])
     def retry_selected(self, request, queryset):
@@ -77,7 +115,7 @@ class InboundMessageInline(admin.TabularInline):
 class InboundMessageAdmin(admin.ModelAdmin):
     """What patients texted us; read-only, a record of what they said and what it did."""
 
-    list_display = ["received_at", "channel", "from_number", "patient", "action", "body"]
+    list_display = ["received_at", "channel", "from_masked", "patient", "action", "body"]
     list_filter = ["action", "channel", "received_at"]
     search_fields = ["body", "from_number", "patient__name"]
     date_hierarchy = "received_at"
@@ -88,9 +126,27 @@ class InboundMessageAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="from", ordering="from_number")
+    def from_masked(self, message):
+        return mask_recipient(message.from_number)
+
 
 class PatientWithMessagesAdmin(PatientAdmin):
     inlines = [*PatientAdmin.inlines, InboundMessageInline]
+    # Contact details masked in the list; the patient's own page shows them whole.
+    list_display = ["name", "phone_masked", "email_masked", "timezone", "language", "channels", "opted_out", "story"]
+
+    @admin.display(description="phone")
+    def phone_masked(self, patient):
+        return mask_recipient(patient.phone) or "–"
+
+    @admin.display(description="email")
+    def email_masked(self, patient):
+        return mask_email(patient.email)
+
+    @admin.display(description="")
+    def story(self, patient):
+        return format_html('<a href="{}">story</a>', reverse("console-patient", args=[patient.pk]))
 
 
 # The appointments app knows nothing of notifications: its patient page gains the inline here.
