@@ -28,7 +28,7 @@ REPLY_WORDS = {
     InboundAction.UNKNOWN_SENDER: "came from a number we do not know",
 }
 RECEIPT_WORDS = {
-    DeliveryStatus.DELIVERED: "delivered to the phone",
+    DeliveryStatus.DELIVERED: "delivered",
     DeliveryStatus.READ: "read",
     DeliveryStatus.UNDELIVERED: "not delivered",
     DeliveryStatus.FAILED: "failed",
