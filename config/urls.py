@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
@@ -32,8 +33,10 @@ router.register("locations", LocationViewSet, basename="location")
 router.register("templates", MessageTemplateViewSet, basename="template")
 router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
 
-# "View site" and the bare host lead to the console, the admin's index.
+# "View site" and the bare host lead to the console, the admin's index; the header names the clinic.
 admin.site.site_url = "/admin/"
+admin.site.site_header = f"{settings.CLINIC_NAME}: notifications"
+admin.site.site_title = settings.CLINIC_NAME
 console = [
     path("admin/", admin.site.admin_view(console_views.console_home), name="console"),
     path("admin/console/patients/", admin.site.admin_view(console_views.patient_search), name="console-patients"),

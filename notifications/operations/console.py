@@ -48,6 +48,10 @@ class Unreachable:
     rows_url: str = ""
 
     @property
+    def channel_words(self):
+        return "every channel" if self.channel == "*" else channel_label(self.channel)
+
+    @property
     def story_url(self):
         return reverse("console-patient", args=[self.patient.pk])
 
@@ -137,6 +141,7 @@ def needs_attention(now=None, rows=10):
     due = Notification.objects.due(now)
     unheard = unheard_appointments(now)
     dead = Notification.objects.dead()
+    oldest = oldest_due_age(now)
     return {
         "dead_count": dead.count(),
         "dead": list(dead.select_related("patient").order_by("-died_at", "-pk")[:rows]),
@@ -145,7 +150,8 @@ def needs_attention(now=None, rows=10):
         "unheard_count": unheard.count(),
         "unheard": [(a, rows_url(appointment=a.pk)) for a in unheard[:rows]],
         "due_count": due.count(),
-        "due_oldest_seconds": oldest_due_age(now),
+        "due_oldest_seconds": oldest,
+        "due_oldest_since": now - timedelta(seconds=oldest) if oldest is not None else None,
         "due": list(due.select_related("patient").order_by("scheduled_for", "pk")[:rows]),
         "due_url": rows_url(queue="due"),
     }

@@ -10,7 +10,7 @@ from django.views.decorators.http import require_POST
 
 from appointments.models import Patient
 from notifications.operations import console_permissions as may
-from notifications.operations.console import needs_attention
+from notifications.operations.console import channel_label, needs_attention
 from notifications.operations.dashboard_chart import hourly_chart
 from notifications.operations.monitoring import dashboard_figures
 from notifications.operations.patient_story import masked, patient_story, search_patients
@@ -58,6 +58,8 @@ def patient_page(request, pk):
         **admin.site.each_context(request),
         "title": f"{patient.name}: every message and answer",
         "patient": patient,
+        "chosen": [channel_label(name) for name in patient.channels],
+        "opted_out": [channel_label(name) for name in patient.opted_out],
         "events": patient_story(patient),
     }
     return TemplateResponse(request, "admin/console/patient_story.html", context)

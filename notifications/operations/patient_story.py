@@ -39,7 +39,7 @@ RECEIPT_WORDS = {
 @dataclass
 class Event:
     at: datetime
-    kind: str  # message, attempt, receipt, reply, appointment, contact, staff
+    kind: str  # message, attempt, receipt, reply, appointment, confirmation, contact, staff
     words: str
     notification: Notification | None = None
     url: str = ""
@@ -129,7 +129,7 @@ def _appointment_events(appointment):
     when = f"{appointment.starts_at:%Y-%m-%d %H:%M} UTC"
     yield Event(appointment.created_at, "appointment", f"Booked with {appointment.provider} for {when}", url=url)
     if appointment.confirmed_at:
-        yield Event(appointment.confirmed_at, "appointment", f"Confirmed the appointment of {when}", url=url)
+        yield Event(appointment.confirmed_at, "confirmation", f"Confirmed the appointment of {when}", url=url)
     if appointment.status == AppointmentStatus.CANCELLED:
         reason = f": {appointment.cancel_reason}" if appointment.cancel_reason else ""
         yield Event(appointment.updated_at, "appointment", f"Appointment of {when} cancelled{reason}", url=url)
@@ -170,5 +170,15 @@ def patient_story(patient):
         events.extend(_appointment_events(appointment))
     events.extend(_inbound_events(patient))
     events.extend(_contact_events(patient))
-    order = {"appointment": 0, "contact": 1, "staff": 1, "message": 2, "attempt": 3, "receipt": 4, "reply": 5}
+    # At the same instant, causes before effects: a reply before the confirmation it made.
+    order = {
+        "appointment": 0,
+        "contact": 1,
+        "staff": 1,
+        "message": 2,
+        "attempt": 3,
+        "receipt": 4,
+        "reply": 5,
+        "confirmation": 6,
+    }
     return sorted(events, key=lambda e: (e.at, order[e.kind]))

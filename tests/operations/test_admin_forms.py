@@ -161,3 +161,9 @@ def test_the_template_editor_starts_with_a_hint_not_an_error(admin_client):
     assert '<p id="preview-errors" hidden></p>' in page
     # The script previews (and so finds fault) only once the template's key is chosen.
     assert 'hint.hidden = Boolean(channel && value("kind") && value("language"));' in page
+
+
+def test_a_patients_page_links_to_their_story(admin_client, row):
+    page = admin_client.get(f"/admin/appointments/patient/{row.patient_id}/change/").content.decode()
+
+    assert f'<a href="/admin/console/patients/{row.patient_id}/">Story</a>' in page

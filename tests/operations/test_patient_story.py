@@ -33,7 +33,8 @@ def story(grace):
     appointment = Appointment.objects.create(
         patient=grace, provider="Dr. Ada Lovelace", starts_at=timezone.now() + timedelta(days=1)
     )
-    Appointment.objects.filter(pk=appointment.pk).update(created_at=at(0))
+    # Booked at 0; confirmed by the reply at 6, the same instant.
+    Appointment.objects.filter(pk=appointment.pk).update(created_at=at(0), confirmed_at=at(6))
     sms = Notification.objects.create(
         appointment=appointment,
         patient=grace,
@@ -109,6 +110,7 @@ def test_the_story_in_time_order_and_plain_words(admin_client, grace, story):
         "Attempt 1: email accepted it",
         "Receipt: delivered",
         "Replied by SMS: “C”, confirmed the appointment",
+        f"Confirmed the appointment of {story.starts_at:%Y-%m-%d %H:%M} UTC",
         "Asked to change their phone to +…0555; waiting for the code sent there",
     ]
 
