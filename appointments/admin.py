@@ -1,11 +1,12 @@
 from django import forms
 from django.conf import settings
-from django.contrib import admin
+from django.contrib import admin, messages
 
 from notifications.channels import CHANNELS
 
 from . import services
 from .models import Appointment, Location, Patient, Provider
+from .reachability import warnings_for
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -60,7 +61,10 @@ class PatientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Saved as the API saves it, so a sign-in account follows its patient's email.
-        obj.pk = form.serializer.save().pk
+        patient = form.serializer.save()
+        obj.pk = patient.pk
+        for warning in warnings_for(patient):
+            messages.warning(request, warning["message"])
 
 
 @admin.register(Provider)

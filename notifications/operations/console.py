@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from appointments.models import Appointment, AppointmentStatus, Patient
+from appointments.reachability import unaddressable_channels
 from notifications.channels import CHANNELS, TEXT_CHANNELS, address_for
 from notifications.channels.twilio_errors import short_meaning
 from notifications.operations.masking import mask_recipient
@@ -101,9 +102,8 @@ def unreachable_patients(limit=100):
         if chosen and set(chosen) <= set(patient.opted_out):
             add(patient, "*", "opted out of every channel they chose")
             continue
-        for channel in chosen:
-            if channel not in patient.opted_out and not address_for(patient, channel):
-                add(patient, channel, f"chose {channel_label(channel)} but has no {_address_words(channel)}")
+        for channel in unaddressable_channels(patient):
+            add(patient, channel, f"chose {channel_label(channel)} but has no {_address_words(channel)}")
 
     refused = refused_rows().select_related("patient").order_by("-created_at", "-pk")
     for row in refused[: limit * 5]:
