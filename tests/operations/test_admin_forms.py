@@ -94,7 +94,7 @@ def test_channel_choices_read_as_people_write_them():
 def test_the_notification_list_shows_patient_recipient_and_error_masked(admin_client, row):
     page = admin_client.get("/admin/notifications/notification/").content.decode()
 
-    for column in ("column-patient_masked", "column-recipient_masked", "column-error"):
+    for column in ("column-patient_masked", "column-recipient_masked", "column-outcome", "column-error"):
         assert column in page
     assert f'<a href="/admin/console/patients/{row.patient_id}/">Grace H.</a>' in page
     assert "+…0123" in page and "+14155550123" not in page
