@@ -1,12 +1,9 @@
 from django import forms
 from django.conf import settings
-from django.contrib import admin, messages
-
-from notifications.channels import CHANNELS
+from django.contrib import admin
 
 from . import services
 from .models import Appointment, Location, Patient, Provider
-from .reachability import warnings_for
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -15,19 +12,6 @@ class PatientAdminForm(forms.ModelForm):
 
     # The languages offered now (settings.LANGUAGES), not those of a migration.
     language = forms.ChoiceField(choices=lambda: settings.LANGUAGES, initial=lambda: settings.LANGUAGE_CODE)
-    # Ticked boxes, saved as the lists of channel names the API keeps.
-    channels = forms.MultipleChoiceField(
-        choices=[(name, channel.label) for name, channel in CHANNELS.items()],
-        widget=forms.CheckboxSelectMultiple,
-        help_text="How the patient wants to hear from the clinic.",
-    )
-    opted_out = forms.MultipleChoiceField(
-        choices=[(name, channel.label) for name, channel in CHANNELS.items()],
-        widget=forms.CheckboxSelectMultiple,
-        required=False,
-        label="Opted out of",
-        help_text="Channels the patient asked not to be sent anything on (a STOP reply ticks the channel it came by).",
-    )
 
     class Meta:
         model = Patient
@@ -61,10 +45,7 @@ class PatientAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         # Saved as the API saves it, so a sign-in account follows its patient's email.
-        patient = form.serializer.save()
-        obj.pk = patient.pk
-        for warning in warnings_for(patient):
-            messages.warning(request, warning["message"])
+        obj.pk = form.serializer.save().pk
 
 
 @admin.register(Provider)

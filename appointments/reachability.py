@@ -1,14 +1,21 @@
 """Whether a patient can be reached on each channel they chose: the `warnings` of the patient's
-and the booking's answers, and the console's list of patients we cannot reach."""
+and the booking's answers, and the console's list of patients we cannot reach.
 
-from notifications.channels import CHANNELS, address_for
+appointments/ knows nothing of notifications/, so the patient's field each channel is addressed
+by is named here; tests/operations/test_unreachable_warnings.py keeps it in step with the
+channels' own addressing (notifications/channels: address_for)."""
 
+# The field of the patient a channel's address comes from; in-app needs none (the patient is it).
+ADDRESS_FIELD = {"email": "email", "sms": "phone", "whatsapp": "phone"}
+# Channels as a warning names them (the same words as the channels' labels).
+LABELS = {"email": "Email", "sms": "SMS", "whatsapp": "WhatsApp", "in_app": "In-app"}
 # Where a message goes when its own channel has no address (round 3's contract: email first).
 FALLBACK = "email"
 
 
-def _address_words(channel):
-    return "email address" if channel == FALLBACK else "phone number"
+def has_address(patient, channel):
+    field = ADDRESS_FIELD.get(channel)
+    return field is None or bool(getattr(patient, field))
 
 
 def unaddressable_channels(patient):
@@ -16,22 +23,19 @@ def unaddressable_channels(patient):
     return [
         channel
         for channel in patient.channels
-        if channel in CHANNELS and channel not in patient.opted_out and not address_for(patient, channel)
+        if channel in LABELS and channel not in patient.opted_out and not has_address(patient, channel)
     ]
-
-
-def reachable_by_fallback(patient):
-    return FALLBACK not in patient.opted_out and bool(address_for(patient, FALLBACK))
 
 
 def warnings_for(patient):
     """One `{channel, message}` for each chosen channel the patient cannot be reached on."""
-    instead = "its messages go by email instead" if reachable_by_fallback(patient) else "nothing will be sent on it"
+    by_fallback = FALLBACK not in patient.opted_out and has_address(patient, FALLBACK)
+    instead = "its messages go by email instead" if by_fallback else "nothing will be sent on it"
     return [
         {
             "channel": channel,
-            "message": f"{CHANNELS[channel].label} was chosen but the patient has no {_address_words(channel)}: "
-            f"{instead}.",
+            "message": f"{LABELS[channel]} was chosen but the patient has no "
+            f"{'email address' if ADDRESS_FIELD[channel] == 'email' else 'phone number'}: {instead}.",
         }
         for channel in unaddressable_channels(patient)
     ]

@@ -1,9 +1,12 @@
+from django import forms
 from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html
 
-from appointments.admin import PatientAdmin
+from appointments.admin import PatientAdmin, PatientAdminForm
 from appointments.models import Patient
+from appointments.reachability import warnings_for
+from notifications.channels import CHANNELS
 from notifications.inbound.models import InboundMessage
 from notifications.operations.admin_filters import QueueFilter
 from notifications.operations.masking import mask_email, mask_name, mask_recipient
@@ -137,8 +140,37 @@ class InboundMessageAdmin(admin.ModelAdmin):
         return mask_recipient(message.from_number)
 
 
+CHANNEL_CHOICES = [(name, channel.label) for name, channel in CHANNELS.items()]
+
+
+class PatientChannelsForm(PatientAdminForm):
+    """The patient's form with channels and opt-outs as boxes to tick, saved as the lists of
+    channel names the API keeps (and checked by its serializer, as before)."""
+
+    channels = forms.MultipleChoiceField(
+        choices=CHANNEL_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="How the patient wants to hear from the clinic.",
+    )
+    opted_out = forms.MultipleChoiceField(
+        choices=CHANNEL_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        label="Opted out of",
+        help_text="Channels the patient asked not to be sent anything on (a STOP reply ticks the channel it came by).",
+    )
+
+
 class PatientWithMessagesAdmin(PatientAdmin):
+    form = PatientChannelsForm
     inlines = [*PatientAdmin.inlines, InboundMessageInline]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        # Saved all the same; staff hear at once of a chosen channel the patient cannot be reached on.
+        for warning in warnings_for(Patient.objects.get(pk=obj.pk)):
+            messages.warning(request, warning["message"])
+
     # Contact details masked in the list; the patient's own page shows them whole.
     list_display = ["name", "phone_masked", "email_masked", "timezone", "language", "channels", "opted_out", "story"]
 

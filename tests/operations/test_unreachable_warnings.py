@@ -87,3 +87,15 @@ def test_the_patient_admin_says_so_too(admin_client):
     response = admin_client.post("/admin/appointments/patient/add/", form, follow=True)
 
     assert [str(m) for m in response.context["messages"] if m.level_tag == "warning"] == [SMS["message"]]
+
+
+def test_the_address_fields_agree_with_the_channels_own_addressing():
+    from appointments.models import Patient
+    from appointments.reachability import LABELS, has_address
+    from notifications.channels import CHANNELS, address_for
+
+    nobody = Patient(pk=1, name="Nobody", email="", phone="", channels=list(CHANNELS))
+    assert set(LABELS) == set(CHANNELS)
+    assert {name: channel.label for name, channel in CHANNELS.items()} == LABELS
+    for channel in CHANNELS:
+        assert has_address(nobody, channel) == bool(address_for(nobody, channel)), channel
