@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from config.phone_numbers import refusal
@@ -16,6 +17,7 @@ from config.phone_numbers import refusal
 from .access import visible_patients
 from .horizon import check_horizon
 from .models import Appointment, ContactChannel, Location, Patient, Provider
+from .reachability import warnings_for
 from .records import RecordName
 
 # ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
@@ -55,6 +57,14 @@ class ChannelList(serializers.ListField):
         return list(dict.fromkeys(super().to_internal_value(data)))  # drop repeats, keep order
 
 
+class ReachabilityWarningSerializer(serializers.Serializer):
+    channel = serializers.CharField()
+    message = serializers.CharField()
+
+
+WARNINGS = extend_schema_field(ReachabilityWarningSerializer(many=True))
+
+
 class PatientSerializer(serializers.ModelSerializer):
     channels = ChannelList(allow_empty=False)
     opted_out = ChannelList(required=False)
@@ -72,6 +82,8 @@ class PatientSerializer(serializers.ModelSerializer):
     can_sign_in = serializers.SerializerMethodField()
     # The contact fields the patient changed that wait for their code (appointments/contact.py).
     pending_verification = serializers.SerializerMethodField()
+    # Each chosen channel the patient cannot be reached on, and what happens instead.
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = Patient
@@ -88,10 +100,15 @@ class PatientSerializer(serializers.ModelSerializer):
             "current_password",
             "can_sign_in",
             "pending_verification",
+            "warnings",
         ]
 
     def get_can_sign_in(self, patient) -> bool:
         return patient.user_id is not None
+
+    @WARNINGS
+    def get_warnings(self, patient):
+        return warnings_for(patient) if patient.pk else []
 
     def get_pending_verification(self, patient) -> list[str]:
         return sorted(patient.contact_changes.values_list("field", flat=True)) if patient.pk else []
@@ -189,6 +206,8 @@ class AppointmentSerializer(serializers.ModelSerializer):
     location = RecordName(Location, required=False, allow_blank=True)
     starts_at = AwareDateTimeField(validators=[future])
     duration_minutes = serializers.IntegerField(min_value=1, max_value=24 * 60)
+    # The patient's, as on their own answers: a booking for someone we cannot reach says so.
+    warnings = serializers.SerializerMethodField()
 
     class Meta:
         model = Appointment
@@ -205,12 +224,17 @@ class AppointmentSerializer(serializers.ModelSerializer):
             "created_at",
             "confirmed_at",
             "updated_at",
+            "warnings",
         ]
         read_only_fields = ["status", "cancel_reason", "confirmed_at", "created_at", "updated_at"]
 
     def validate(self, attrs):
         check_horizon(attrs["starts_at"], attrs["patient"])
         return attrs
+
+    @WARNINGS
+    def get_warnings(self, appointment):
+        return warnings_for(appointment.patient)
 
 
 class RescheduleSerializer(serializers.Serializer):

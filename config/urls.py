@@ -1,5 +1,8 @@
+from django.conf import settings
 from django.contrib import admin
+from django.contrib.auth.views import LogoutView
 from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
@@ -11,6 +14,7 @@ from config.health import healthz
 from config.text_fields import refuse_numbers_as_text
 from notifications.inbound.webhooks import twilio_inbound, twilio_status
 from notifications.messages.api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
+from notifications.operations import console_views
 from notifications.operations.dashboard import dashboard
 from notifications.operations.metrics import metrics_view
 from notifications.outbox.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
@@ -29,7 +33,29 @@ router.register("locations", LocationViewSet, basename="location")
 router.register("templates", MessageTemplateViewSet, basename="template")
 router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
 
+# "View site" and the bare host lead to the console, the admin's index; the header names the clinic.
+admin.site.site_url = "/admin/"
+admin.site.site_header = f"{settings.CLINIC_NAME}: notifications"
+admin.site.site_title = settings.CLINIC_NAME
+# The console's home lists every section; the side bar's copy of it took a quarter of each list's width.
+admin.site.enable_nav_sidebar = False
+console = [
+    path("admin/", admin.site.admin_view(console_views.console_home), name="console"),
+    path("admin/console/patients/", admin.site.admin_view(console_views.patient_search), name="console-patients"),
+    path("admin/console/patients/<int:pk>/", admin.site.admin_view(console_views.patient_page), name="console-patient"),
+    path("admin/console/rows/<int:pk>/retry/", admin.site.admin_view(console_views.retry_row), name="console-retry"),
+    path("admin/console/rows/<int:pk>/cancel/", admin.site.admin_view(console_views.cancel_row), name="console-cancel"),
+]
+# The browsable API's "Log in" link (DRF looks for these names): the admin's sign-in, with its
+# throttles, rather than DRF's own unthrottled login view.
+api_auth = (
+    [path("login/", admin_login, name="login"), path("logout/", LogoutView.as_view(), name="logout")],
+    "rest_framework",
+)
+
 urlpatterns = [
+    path("", RedirectView.as_view(url="/admin/"), name="home"),
+    *console,
     path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),
     path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
@@ -37,6 +63,7 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
+    path("api-auth/", include(api_auth)),
     path("api/auth/token/", SignInView.as_view(), name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",

@@ -5,7 +5,7 @@ from .text import TwilioChannel, send_text
 
 class SmsChannel(TwilioChannel):
     name = "sms"
-    label = "Sms"
+    label = "SMS"
     provider = "twilio"
 
     def address_for(self, patient):

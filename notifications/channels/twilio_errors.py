@@ -31,3 +31,24 @@ MEANINGS = {
 
 def meaning(code):
     return MEANINGS.get(str(code), "See https://www.twilio.com/docs/api/errors/" + str(code) if code else "")
+
+
+# The same, in the few words a patient's story and the console put after "Twilio:".
+SHORT_MEANINGS = {
+    "21211": "not a valid phone number",
+    "21610": "the patient texted STOP (unsubscribed)",
+    "21612": "cannot be reached from our number",
+    "21614": "not a mobile number",
+    "30003": "handset unreachable",
+    "30004": "blocked by the recipient or their carrier",
+    "30005": "unknown number",
+    "30006": "a landline, or a carrier that takes no texts",
+    "30007": "filtered as spam",
+    "63016": "outside WhatsApp's 24-hour window",
+    "63024": "not a WhatsApp number",
+}
+
+
+def short_meaning(code):
+    code = str(code or "")
+    return SHORT_MEANINGS.get(code) or meaning(code) or "no reason given"

@@ -17,7 +17,7 @@ class WhatsAppChannel(TwilioChannel):
     the 24 hours after the patient's last WhatsApp message to us."""
 
     name = "whatsapp"
-    label = "Whatsapp"
+    label = "WhatsApp"
     provider = "twilio"
 
     def address_for(self, patient):

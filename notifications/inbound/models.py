@@ -4,6 +4,8 @@ repeated callback a no-op) and the messages patients send us (staff read them in
 from django.db import models
 from django.utils import timezone
 
+from config.logging import mask_phone_numbers
+
 
 class DeliveryReceipt(models.Model):
     """One status callback as Twilio posted it."""
@@ -59,4 +61,5 @@ class InboundMessage(models.Model):
         ordering = ["-received_at", "-id"]
 
     def __str__(self):
-        return f"{self.channel} from {self.from_number}: {self.body[:40]}"
+        # The number masked: lists and logs show a message's name (config/logging.py masks the same way).
+        return f"{self.channel} from {mask_phone_numbers(self.from_number)}: {self.body[:40]}"

@@ -69,7 +69,9 @@ def hourly_chart(hours=24, now=None):
         for slot, (hour, _) in enumerate(series)
         if slot % 3 == 0
     ]
-    legend = [{"x": LEFT + i * 110, "channel": c, "colour": colours[c]} for i, c in enumerate(Channel.values)]
+    legend = [
+        {"x": LEFT + i * 110, "channel": Channel(c).label, "colour": colours[c]} for i, c in enumerate(Channel.values)
+    ]
     height = TOP + len(OUTCOMES) * (PANEL_HEIGHT + GAP) + 24
     return {
         "width": WIDTH,

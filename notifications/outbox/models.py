@@ -293,7 +293,8 @@ class Notification(models.Model):
         ]
 
     def __str__(self):
-        return f"{self.kind} by {self.channel} to {self.recipient or '?'} ({self.status})"
+        # No recipient: lists and logs show a row's name, and a phone or email is personal data.
+        return f"{self.kind} by {self.channel}, #{self.pk} ({self.status})"
 
     @classmethod
     def planned(cls, *, skip_reason="", **fields):
