@@ -9,7 +9,7 @@ process, on PostgreSQL.
   through the real twilio client to the stand-in, which runs in the benchmark's process), and
   the outcome write.
 - The sweep: `--sweep-rows` due reminders, half email and half SMS, sent by one
-  delivery.sweep() as a sweep task's body: the process's CPU a row (its main thread's, which
+  sweeps.sweep() as a sweep task's body: the process's CPU a row (its main thread's, which
   claims, reads and writes, apart), and its PostgreSQL backend's.
 
 Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
@@ -25,6 +25,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from notifications.outbox import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = "--child"
@@ -174,14 +176,13 @@ def _sweep(rows):
     from django.db import connection
 
     from bench import workload
-    from notifications.outbox import delivery
 
     workload.due_reminders(workload.appointments(min(rows, 500)), rows)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     started = (time.process_time(), time.thread_time(), _backend_cpu_seconds(backend))
-    report = delivery.sweep()
+    report = sweeps.sweep()
     ended = (time.process_time(), time.thread_time(), _backend_cpu_seconds(backend))
     if report.outcomes["sent"] != rows:
         raise SystemExit(f"the sweep sent {report.outcomes['sent']} of {rows} rows")

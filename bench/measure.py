@@ -17,7 +17,7 @@ from django.utils import timezone
 from appointments.models import Appointment
 from config.celery import app
 from notifications.models import Notification, NotificationKind, NotificationStatus
-from notifications.outbox.delivery import claim_due_batch
+from notifications.outbox.sweeps import claim_due_batch
 
 from . import services, workload
 from .tasks import COUNTER_KEY, noop

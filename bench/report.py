@@ -45,7 +45,7 @@ The rows:
    databases' included), and the benchmark's own process, which runs the stand-in Twilio
    server; and the whole machine's busy time (steal, the time the hypervisor gave its cores to
    other machines, left out), with how busy its cores were meanwhile.
-4. **Claim cost**: the median time of `notifications.outbox.delivery.claim_due_batch(100)`, run in the
+4. **Claim cost**: the median time of `notifications.outbox.sweeps.claim_due_batch(100)`, run in the
    benchmark's process with the worker stopped, in a table of mostly sent history, small and
    then large (the claimed rows are put back between claims).
 5. **Worker memory**: the worker's peak resident set (`VmHWM`, summed over its processes)

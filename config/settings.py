@@ -331,7 +331,7 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = min(120, NOTIFICATIONS_LEASE_SECONDS // 2)
 CELERY_TASK_TIME_LIMIT = min(150, NOTIFICATIONS_LEASE_SECONDS * 2 // 3)
 # The sweep's soft limit is half the lease: it claims no more rows than its threads can send
-# by then, each send as slow as its timeouts allow (delivery.sweep), and is killed at two thirds.
+# by then, each send as slow as its timeouts allow (sweeps.sweep), and is killed at two thirds.
 CELERY_TASK_ANNOTATIONS = {
     "notifications.sweep_due": {
         "soft_time_limit": NOTIFICATIONS_LEASE_SECONDS // 2,

@@ -30,7 +30,7 @@ def lease_outlasts_a_send(app_configs, **kwargs):
     """A send starts only in the first half of its claim's lease, so it must fit in the other half."""
     from django.conf import settings
 
-    from notifications.outbox.delivery import longest_send
+    from notifications.outbox.sweeps import longest_send
 
     longest = longest_send()
     if settings.NOTIFICATIONS_LEASE_SECONDS / 2 > longest:
@@ -57,7 +57,7 @@ def sweep_can_claim_a_row(app_configs, **kwargs):
     limit shorter than one send it claims none, every time, and nothing due is ever sent."""
     from django.conf import settings
 
-    from notifications.outbox.delivery import longest_send, sweep_capacity
+    from notifications.outbox.sweeps import longest_send, sweep_capacity
 
     soft_limit = settings.CELERY_TASK_ANNOTATIONS.get(SWEEP_TASK, {}).get(
         "soft_time_limit", settings.CELERY_TASK_SOFT_TIME_LIMIT

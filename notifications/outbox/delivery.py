@@ -6,27 +6,24 @@ import logging
 import time
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import islice
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, connections, transaction
+from django.db import connections
 from django.utils import timezone
 
 from appointments.models import Appointment, AppointmentStatus
 from notifications.channels import DeliveryError, SendSession, get_channel
 from notifications.messages.catalog import refresh as refresh_templates
 from notifications.messages.rendering import render
-from notifications.outbox.consent import after_dead
+from notifications.outbox import writes
 from notifications.outbox.models import (
     Notification,
     NotificationKind,
     NotificationStatus,
-    record_outcomes,
     record_send_starts,
 )
-from notifications.outbox.planning import plan_fallback
 from notifications.outbox.ratelimit import take_token, token_interval
 
 logger = logging.getLogger(__name__)
@@ -39,10 +36,6 @@ OUTCOME_WRITE_WINDOW = 0.05
 # thread stops its send (one that lands during the send's own waits, a rate-limit token or a
 # look-up at Twilio, does not).
 CURRENT_STATE_MAX_AGE = 0.05
-# Seconds between the tries of an outcome write, or a claim, the database refused: a blip, not an outage.
-WRITE_RETRY_DELAYS = (0.2, 0.5, 1.0)
-# The database errors that are a blip (a dropped connection, a failover), not a refusal.
-BLIPS = (OperationalError, InterfaceError)
 
 
 def send_notification(notification_id):
@@ -83,7 +76,7 @@ def deliver(notifications, next_batch=None):
                     if unwritten:
                         # First: a row deferred back to the queue must be there for the claim.
                         counts.update(_write(unwritten))
-                    claimed = _through_blips("claiming the next batch", next_batch, len(running))
+                    claimed = writes.through_blips("claiming the next batch", next_batch, len(running))
                     current.offer(claimed)
                     waiting.extend(claimed)
                     next_batch = next_batch if waiting else None
@@ -96,7 +89,7 @@ def deliver(notifications, next_batch=None):
                 # send started is ever taken for possibly sent, and its look-up starts there.
                 taken = current.take(waiting, threads - len(running))
                 try:
-                    handed_out = _through_blips("recording the sends' starts", record_send_starts, taken)
+                    handed_out = writes.through_blips("recording the sends' starts", record_send_starts, taken)
                 except BaseException:
                     waiting.extendleft(reversed(taken))  # not handed out: back to the queue below
                     raise
@@ -176,7 +169,7 @@ class _CurrentState:
 def _write(outcomes):
     """Record the outcomes, taking them off the list once they are, and log them: a soft time
     limit striking while they are logged must not have deliver's except write them again."""
-    won = _record(outcomes)
+    won = writes.record(outcomes)
     written = outcomes.copy()
     outcomes.clear()
     counts = Counter()
@@ -184,81 +177,6 @@ def _write(outcomes):
         counts[outcome.fields["status"]] += 1
         _log(outcome, won)
     return counts
-
-
-def _record(outcomes):
-    """Write the outcomes, and the email fallback of each text message that died, in one
-    transaction: a crash between a death and its fallback would lose the fallback for good.
-    Tried again through a database blip: an outcome not written leaves its row to the lease,
-    and an email whose outcome was lost goes again. Refused for anything else (a value the
-    database will not store), they are written one at a time, so only the bad row fails."""
-    try:
-        return _through_blips(f"writing {len(outcomes)} outcome(s)", _record_together, outcomes)
-    except BLIPS:
-        raise
-    except Exception as exc:  # noqa: BLE001 - whatever one row holds must not strand the others
-        if len(outcomes) == 1:
-            return _record_refused(outcomes[0], exc)
-        logger.exception("the %d outcome(s) were refused together; writing them one at a time", len(outcomes))
-    won, written = set(), []
-    try:
-        for outcome in outcomes:
-            won |= _record([outcome])
-            written.append(outcome)
-    except BLIPS:
-        # Off the caller's list, which it tries again: their attempts must not be recorded twice.
-        for outcome in written:
-            outcomes.remove(outcome)
-        raise
-    return won
-
-
-def _record_together(outcomes):
-    with transaction.atomic():
-        won = record_outcomes(outcomes)
-        for outcome in outcomes:
-            if outcome.notification.pk in won and outcome.notification.is_dead:
-                after_dead(outcome.notification)
-    return won
-
-
-def _record_refused(outcome, error):
-    """One row's outcome the database refused: the row dies in its stead (code `internal`, the
-    refusal kept), possibly sent when the refused outcome was a send; the outcome becomes that
-    death, for the counts and the log. If even that is refused, the row is left to its lease."""
-    notification = outcome.notification
-    logger.error("notification %s: its outcome was refused; it is recorded dead", notification.pk, exc_info=error)
-    refused = notification.outcome(
-        NotificationStatus.FAILED,
-        error=f"its outcome ({outcome.fields['status']}) was not stored: {error.__class__.__name__}: {error}",
-        error_code="internal",
-        permanent=True,
-        possibly_sent=outcome.fields["status"] == NotificationStatus.SENT,
-        now=outcome.now,
-    )
-    try:
-        won = _through_blips(f"writing the death of notification {notification.pk}", _record_together, [refused])
-        outcome.fields = refused.fields
-        return won
-    except BLIPS:
-        raise
-    except Exception:  # noqa: BLE001 - one row's trouble stays its own
-        logger.exception("notification %s: not even its death was stored; its lease returns it", notification.pk)
-        return set()
-
-
-def _through_blips(what, function, *args):
-    """function(*args), tried again for a few seconds when the database blips (a dropped
-    connection, a failover), as a batch's writes and a sweep's claims are."""
-    for delay in (*WRITE_RETRY_DELAYS, None):
-        try:
-            return function(*args)
-        except BLIPS:
-            if delay is None or connection.in_atomic_block:
-                raise
-            logger.warning("%s failed; trying again in %g s", what, delay, exc_info=True)
-            connection.close()  # the next query connects afresh
-            time.sleep(delay)
 
 
 def _attempt(notification, session):
@@ -351,96 +269,3 @@ def reason_not_to_send(notification):
         if datetime.fromisoformat(notification.context["starts_at"]) != appointment.starts_at:
             return "appointment moved"
     return ""
-
-
-def reclaim_expired_leases():
-    """Return rows whose claimer vanished to the queue; those out of attempts die and, like
-    any dead text message, fall back to email, in the same transaction as their death."""
-    with transaction.atomic():
-        returned, dead_ids = Notification.objects.reclaim_expired()
-        for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
-            plan_fallback(notification)
-    return {"returned": returned, "dead": len(dead_ids)}
-
-
-def claim_due_batch(limit, include_failed=True):
-    """Claim up to `limit` due rows, oldest first. On PostgreSQL, SKIP LOCKED lets racing
-    sweepers take disjoint batches instead of queueing on each other's rows; the claim's
-    conditional UPDATE is what guarantees one winner per row on every database."""
-    now = timezone.now()
-    with transaction.atomic():
-        candidates = list(
-            Notification.objects.due(now, include_failed)
-            .order_by("scheduled_for", "id")
-            .select_for_update(skip_locked=True)
-            .values_list("id", flat=True)[:limit]
-        )
-        if not candidates:
-            return []
-        return Notification.objects.filter(pk__in=candidates).claim(now, include_failed)
-
-
-@dataclass
-class SweepReport:
-    outcomes: Counter = field(default_factory=Counter)
-    left: int = 0
-
-    def __str__(self):
-        o = self.outcomes
-        return f"sent={o['sent']} failed={o['failed']} skipped={o['skipped']} left={self.left}"
-
-
-def sweep(max_rows=None, include_failed=True, time_limit=None):
-    """Send due rows in batches until none are left, max_rows were handled, or the next batch
-    might not finish within time_limit seconds (the task's soft time limit): a batch holds no
-    more rows than the threads could send in the time left, each send as slow as a send can be
-    (a thread still busy with a send of the batch before has a round less). Each batch is
-    claimed as the one before is all handed out, and goes on the same threads."""
-    report = SweepReport()
-    started = time.monotonic()
-    handled = 0
-
-    def next_batch(in_flight=0):
-        nonlocal handled
-        limit = settings.NOTIFICATIONS_SWEEP_BATCH_SIZE
-        if max_rows is not None:
-            limit = min(limit, max_rows - handled)
-        if time_limit is not None:
-            capacity = sweep_capacity(time_limit - (time.monotonic() - started))
-            if capacity < 1 and not handled and not in_flight:
-                # What check E005 refuses at start, said by each sweep of a worker, which runs no check that stops it.
-                logger.error(
-                    "this sweep can claim no row: its time limit (%g s) holds no send of %g s (notifications.E005)",
-                    time_limit,
-                    longest_send(),
-                )
-            limit = min(limit, capacity - in_flight)
-        batch = claim_due_batch(limit, include_failed) if limit > 0 else []
-        handled += len(batch)
-        return batch
-
-    first = next_batch()
-    if first:
-        report.outcomes.update(deliver(first, next_batch))
-    report.left = Notification.objects.due(timezone.now(), include_failed).count()
-    return report
-
-
-def sweep_capacity(seconds):
-    """The rows a sweep's threads can send in these seconds, each send as slow as it can be."""
-    return settings.NOTIFICATIONS_SEND_THREADS * int(seconds // longest_send())
-
-
-def longest_send():
-    """Seconds one send can take: a wait for a rate-limit token, then the provider's timeout,
-    twice for a text message that looks at Twilio before it sends."""
-    return settings.RATE_LIMIT_MAX_WAIT + max(2 * settings.TWILIO_HTTP_TIMEOUT, settings.EMAIL_TIMEOUT)
-
-
-def due_rows(max_rows, include_failed=True):
-    """What a sweep would send now, without claiming anything (for --dry-run)."""
-    return list(
-        Notification.objects.due(timezone.now(), include_failed)
-        .select_related("patient")
-        .order_by("scheduled_for", "id")[:max_rows]
-    )

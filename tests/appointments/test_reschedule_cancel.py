@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from appointments import services
 from notifications.models import Notification
-from notifications.outbox.delivery import send_notification, sweep
+from notifications.outbox.delivery import send_notification
+from notifications.outbox.sweeps import sweep
 from tests.conftest import settled
 
 

@@ -14,7 +14,8 @@ from icalendar import Calendar
 from notifications.channels import session
 from notifications.messages.rendering import render
 from notifications.models import Notification
-from notifications.outbox.delivery import send_notification, send_notifications, sweep
+from notifications.outbox.delivery import send_notification, send_notifications
+from notifications.outbox.sweeps import sweep
 
 SMTP_BACKEND = "notifications.channels.email.SMTPBackend"  # EMAIL_BACKEND=smtp
 

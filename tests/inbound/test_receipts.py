@@ -11,7 +11,7 @@ from django.utils import timezone
 from twilio.request_validator import RequestValidator
 
 from notifications.models import DeliveryReceipt, Notification
-from notifications.outbox import delivery
+from notifications.outbox import delivery, sweeps
 from tasks.retention import purge_old_notifications
 from tests.conftest import settled, wait_for
 
@@ -126,7 +126,7 @@ def test_receipt_for_a_send_whose_answer_was_lost_records_its_sid_and_sent(
 
     row.refresh_from_db()
     assert (row.status, row.provider_message_id, row.possibly_sent) == ("sent", accepted["sid"], False)
-    assert delivery.sweep().outcomes["sent"] == 0
+    assert sweeps.sweep().outcomes["sent"] == 0
     assert twilio.lookups == [] and len(twilio.accepted) == 1
 
 

@@ -6,7 +6,7 @@ import pytest
 from django.core import checks
 
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import sweeps
 from tests.config.test_deployment import manage_check, production_env
 
 SWEEP = "notifications.sweep_due"
@@ -65,7 +65,7 @@ def test_the_check_refuses_exactly_the_configurations_whose_sweep_claims_nothing
     book(make_patient(channels=["email"]))
 
     refused = "notifications.E005" in {message.id for message in checks.run_checks()}
-    report = delivery.sweep(time_limit=lease // 2)  # as the beat task runs it
+    report = sweeps.sweep(time_limit=lease // 2)  # as the beat task runs it
 
     claimed = Notification.objects.exclude(attempts=0).count()
     assert (refused, claimed == 0) in {(True, True), (False, False)}, (refused, str(report))

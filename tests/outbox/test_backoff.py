@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from notifications.models import Notification, NotificationAttempt
-from notifications.outbox import delivery
+from notifications.outbox import sweeps
 from notifications.outbox.backoff import retry_delay
 from tests.conftest import settled, wait_for
 
@@ -64,7 +64,7 @@ def sweep_once_until(condition, timeout=15, **sweep_options):
     the row after every single attempt."""
 
     def swept():
-        delivery.sweep(max_rows=1, **sweep_options)
+        sweeps.sweep(max_rows=1, **sweep_options)
         return condition()
 
     return wait_for(swept, timeout=timeout)
@@ -167,7 +167,7 @@ def test_row_dies_after_max_attempts_of_transient_errors(dead_after_max_attempts
 def test_row_dead_after_max_attempts_is_never_sent_again(dead_after_max_attempts, twilio):
     row, patient = dead_after_max_attempts
     for _ in range(5):
-        delivery.sweep(include_failed=True)
+        sweeps.sweep(include_failed=True)
         call_command("process_pending_notifications", "--retry-failed", stdout=StringIO())
     assert len(twilio.sent_to(patient.phone)) == 2
     # Not merely waiting out a long backoff: no moment ever makes it due again.
@@ -183,7 +183,7 @@ INVALID_NUMBER = "+15005550001"
 def invalid_number_row(db, make_patient, book, twilio):
     patient = make_patient(channels=["sms"], phone=INVALID_NUMBER)
     row = book(patient).notifications.get(kind="booking_confirmation")
-    delivery.sweep()
+    sweeps.sweep()
     row.refresh_from_db()
     return row
 

@@ -16,7 +16,7 @@ from notifications.channels import SendSession, get_channel
 from notifications.inbound.replies import Inbound, handle_inbound
 from notifications.messages.rendering import render
 from notifications.models import Notification
-from notifications.outbox import delivery, ratelimit
+from notifications.outbox import delivery, ratelimit, sweeps
 from notifications.outbox.models import record_send_starts
 
 PHONE = "+14155550177"
@@ -83,7 +83,7 @@ def test_reschedule_withdraws_a_confirmation_and_an_earlier_notice_waiting_for_a
     assert (confirmation(appointment).status, reload(first_notice).status) == ("cancelled", "cancelled")
     # Their retry time comes: only the latest notice goes, naming the final time.
     Notification.objects.filter(appointment=appointment).retrying().update(next_attempt_at=timezone.now())
-    assert delivery.sweep().outcomes["sent"] == 1
+    assert sweeps.sweep().outcomes["sent"] == 1
     (sent,) = appointment.notifications.filter(status="sent")
     assert (sent.kind, datetime.fromisoformat(sent.context["starts_at"])) == ("reschedule", final_start)
 
@@ -114,11 +114,11 @@ def test_receipts_for_a_row_still_sending_settle_it_and_its_lease_kills_nothing(
     assert [twilio.post_status(sid, status).status for status in ("sent", "delivered")] == [200, 200]
     expire_lease(row)
 
-    assert delivery.reclaim_expired_leases() == {"returned": 0, "dead": 0}
+    assert sweeps.reclaim_expired_leases() == {"returned": 0, "dead": 0}
     row = reload(row)
     assert (row.status, row.provider_message_id, row.delivery_status) == ("sent", sid, "delivered")
     assert not Notification.objects.filter(fallback_for=row).exists()
-    delivery.sweep()
+    sweeps.sweep()
     assert (len(twilio.accepted), mail.outbox) == (1, [])
 
 
@@ -132,7 +132,7 @@ def test_delivered_receipt_for_a_row_its_lease_killed_withdraws_its_fallback(
     row = confirmation(book(sms_patient(make_patient)))
     sid = sent_by_a_worker_that_died(row)
     expire_lease(row)
-    assert delivery.reclaim_expired_leases() == {"returned": 0, "dead": 1}
+    assert sweeps.reclaim_expired_leases() == {"returned": 0, "dead": 1}
     fallback = Notification.objects.get(fallback_for=row)
 
     assert twilio.post_status(sid, "delivered").status == 200
@@ -140,7 +140,7 @@ def test_delivered_receipt_for_a_row_its_lease_killed_withdraws_its_fallback(
     row = reload(row)
     assert (row.status, row.provider_message_id, row.delivery_status) == ("sent", sid, "delivered")
     assert reload(fallback).status == "cancelled"
-    delivery.sweep()
+    sweeps.sweep()
     assert mail.outbox == []
 
 

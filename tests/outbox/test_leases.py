@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import delivery, sweeps
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
 from tests.conftest import settled, wait_for
 
@@ -51,7 +51,7 @@ def abandoned_reminder(celery_worker, settings, make_patient, book):
 def test_claimed_row_never_finished_stays_sending(due_row, twilio):
     [claimed] = Notification.objects.filter(pk=due_row.pk).claim()
     # The claimer dies here. Sweeps leave the row alone while it is held.
-    delivery.sweep()
+    sweeps.sweep()
     row = Notification.objects.get(pk=due_row.pk)
     assert row.status == "sending"
     assert row.claim_token == claimed.claim_token
@@ -126,7 +126,7 @@ def test_expired_lease_with_attempts_spent_dies_instead(due_row, settings, twili
     assert row.is_dead
     assert row.claim_token is None
     assert "lease expired" in row.last_error
-    delivery.sweep()
+    sweeps.sweep()
     assert twilio.requests == []
 
 
@@ -138,7 +138,7 @@ def test_text_message_dead_by_lease_expiry_falls_back_to_email(db, settings, mak
     [claimed] = Notification.objects.filter(pk=sms.pk).claim()
     expire_lease(claimed)
 
-    assert delivery.reclaim_expired_leases() == {"returned": 0, "dead": 1}
+    assert sweeps.reclaim_expired_leases() == {"returned": 0, "dead": 1}
 
     fallback = Notification.objects.get(fallback_for=sms)
     assert (fallback.channel, fallback.status) == ("email", "pending")

@@ -12,7 +12,7 @@ from django.utils import timezone
 from notifications.channels.text import send_one_off_sms
 from notifications.inbound.receipts import apply_receipt
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import delivery, sweeps
 from notifications.outbox.models import record_send_starts
 
 PHONE = "+14155550166"
@@ -57,7 +57,7 @@ def test_reminder_claimed_and_abandoned_before_its_send_is_sent_not_taken_for_th
     expire_lease(two_hours)
 
     assert Notification.objects.reclaim_expired() == (1, [])
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert [m["body"] for m in reminder_sms(twilio)] == [day_before.rendered_text] * 2
@@ -73,7 +73,7 @@ def test_unanswered_send_looks_back_only_to_its_own_start(reminders, settings, t
     assert delivery.send_notification(two_hours.pk) == "failed"
     twilio.accepted.pop()  # Twilio never kept the message it did not answer for
 
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert twilio.lookups  # it looked, and found nothing of its own
@@ -91,7 +91,7 @@ def test_look_up_passes_over_a_message_another_row_holds(transactional_db, setti
     assert delivery.send_notification(two_hours.pk) == "failed"
     twilio.accepted.pop()  # Twilio never kept the message it did not answer for
 
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert two_hours.status == "sent"
@@ -112,7 +112,7 @@ def test_send_started_and_abandoned_is_possibly_sent_and_found_by_its_look_up(re
     expire_lease(two_hours)
 
     Notification.objects.reclaim_expired()
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert len(reminder_sms(twilio)) == 2
@@ -132,7 +132,7 @@ def test_lookup_reads_past_the_newest_page_of_messages_to_the_number(reminders, 
     for n in range(120):  # then other messages to the same number, before the retry looks
         send_one_off_sms(PHONE, f"Your code is {n:06d}")
 
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert len(reminder_sms(twilio)) == 2  # the 1-day one and this one, once
@@ -165,7 +165,7 @@ def test_whatsapp_template_send_whose_answer_was_lost_is_found_not_sent_again(db
     row = appointment.notifications.get(kind="booking_confirmation", channel="whatsapp")
     assert delivery.send_notification(row.pk) == "failed"
 
-    delivery.sweep()
+    sweeps.sweep()
 
     row.refresh_from_db()
     assert len(twilio.sent_to(f"whatsapp:{PHONE}")) == 1
@@ -180,7 +180,7 @@ def test_message_still_queued_at_twilio_is_found_by_the_look_up(reminders, twili
     twilio.script(PHONE, "drop")
     assert delivery.send_notification(two_hours.pk) == "failed"
 
-    delivery.sweep()
+    sweeps.sweep()
 
     two_hours.refresh_from_db()
     assert len(reminder_sms(twilio)) == 2  # the 1-day one and this one, once

@@ -5,7 +5,7 @@ import redis
 from django.utils import timezone
 
 from notifications.models import Notification, NotificationAttempt
-from notifications.outbox import delivery, ratelimit
+from notifications.outbox import delivery, ratelimit, sweeps
 from tests.conftest import wait_for
 
 
@@ -82,7 +82,7 @@ def test_deferred_row_is_sent_by_a_later_sweep(db, settings, twilio, make_patien
     # Due again once the bucket can have refilled a token (a second at 1 send/s), not before.
     wait_for(lambda: Notification.objects.due(timezone.now()).filter(pk=row.pk).exists())
     settings.RATE_LIMIT_MAX_WAIT = 2
-    delivery.sweep()
+    sweeps.sweep()
 
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("sent", 1)

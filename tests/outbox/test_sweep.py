@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from notifications.channels import Message
 from notifications.models import Notification
-from notifications.outbox import delivery, models, raw_sql
+from notifications.outbox import delivery, models, raw_sql, sweeps
 from tasks.maintenance import sweep_due_notifications
 from tests.conftest import settled, wait_for
 
@@ -71,7 +71,7 @@ def test_sweep_leaves_a_reminder_that_is_not_yet_due(db, book, make_patient, twi
     patient = make_patient(channels=["sms"], phone="+14155550125")
     appointment = book(patient)
 
-    report = delivery.sweep()
+    report = sweeps.sweep()
 
     assert report.outcomes["sent"] == 1  # the booking confirmation, due at once
     assert set(appointment.notifications.filter(kind="reminder").values_list("status", flat=True)) == {"pending"}
@@ -117,7 +117,7 @@ def test_two_racing_sweeps_send_every_row_exactly_once(transactional_db, book, m
     def sweeper():
         try:
             start.wait(timeout=10)
-            reports.append(delivery.sweep())
+            reports.append(sweeps.sweep())
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
@@ -143,7 +143,7 @@ def test_sweep_racing_the_worker_sends_every_row_exactly_once(celery_worker, boo
     def sweeper():
         try:
             while not stop.is_set():
-                reports.append(delivery.sweep())
+                reports.append(sweeps.sweep())
                 stop.wait(0.005)
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
@@ -178,7 +178,7 @@ def test_sweep_claims_no_more_rows_than_its_slowest_sends_could_finish_in_its_ti
     for i in range(5):
         book(make_patient(channels=["sms"], phone=f"+1415610{i:04d}"))
 
-    report = delivery.sweep(time_limit=3.9)
+    report = sweeps.sweep(time_limit=3.9)
 
     rows = Notification.objects.filter(kind="booking_confirmation").exclude(claimed_at=None)
     batches = Counter(rows.values_list("claimed_at", flat=True))
@@ -252,7 +252,7 @@ def test_a_row_deferred_late_in_its_lease_is_claimed_again_by_the_same_sweep(db,
     twilio.script(RACE_PHONES[0], ("slow", 1.5))  # still under way when the third is deferred
     twilio.script(RACE_PHONES[1], ("slow", 1.1))  # the third is handed out after it, too late
 
-    report = delivery.sweep()
+    report = sweeps.sweep()
 
     assert report.left == 0
     assert [Notification.objects.get(pk=n.pk).status for n in rows] == ["sent"] * 3

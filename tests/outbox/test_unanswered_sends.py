@@ -2,7 +2,7 @@
 
 from notifications.channels.twilio_backend import CLOCK_SKEW
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import delivery, sweeps
 
 PHONE = "+14155550177"
 
@@ -20,7 +20,7 @@ def test_unanswered_send_is_retried_without_a_second_sms(db, settings, twilio, b
 
     assert delivery.send_notification(row.pk) == "failed"
     assert Notification.objects.get(pk=row.pk).possibly_sent
-    assert delivery.sweep().outcomes["sent"] == 1
+    assert sweeps.sweep().outcomes["sent"] == 1
 
     row.refresh_from_db()
     # The look-up reaches back to the row's own send, less Twilio's possible clock skew.
@@ -40,7 +40,7 @@ def test_unanswered_send_that_twilio_never_accepted_is_sent_on_retry(db, setting
     delivery.send_notification(row.pk)
     twilio.accepted.clear()  # as if Twilio had dropped the request it never answered
 
-    delivery.sweep()
+    sweeps.sweep()
 
     row.refresh_from_db()
     assert row.status == "sent"
@@ -55,7 +55,7 @@ def test_refused_connection_is_retried_without_looking_first(db, settings, twili
     assert not Notification.objects.get(pk=row.pk).possibly_sent
 
     settings.TWILIO_API_BASE_URL = twilio.base_url
-    delivery.sweep()
+    sweeps.sweep()
 
     assert twilio.lookups == []
     assert len(twilio.accepted) == 1
@@ -74,5 +74,5 @@ def test_answer_trickled_past_the_timeout_ends_the_send_as_unanswered(db, settin
 
     row.refresh_from_db()
     assert (row.error_code, row.possibly_sent) == ("unanswered", True)
-    assert delivery.sweep().outcomes["sent"] == 1
+    assert sweeps.sweep().outcomes["sent"] == 1
     assert len(twilio.accepted) == 1

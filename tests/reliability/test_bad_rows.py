@@ -16,7 +16,7 @@ from django.utils import timezone
 from appointments.models import Patient
 from notifications.messages import catalog
 from notifications.models import MessageTemplate, Notification
-from notifications.outbox import delivery
+from notifications.outbox import delivery, sweeps
 
 from .harness import duplicates, report
 
@@ -39,11 +39,11 @@ def test_one_bad_row_does_not_take_its_batch_down(db, book, make_patient, mailou
     emails_by_round = []
     for _ in range(ROUNDS):
         try:
-            delivery.sweep()
+            sweeps.sweep()
         except Exception as exc:  # noqa: BLE001 - counted: a sweep must not fail for one row
             sweep_errors.append(exc.__class__.__name__)
         Notification.objects.filter(status="sending").update(claimed_at=timezone.now() - timedelta(days=1))
-        delivery.reclaim_expired_leases()
+        sweeps.reclaim_expired_leases()
         emails_by_round.append(sum(1 for m in mailoutbox if m.to[0] != bad.email))
 
     emails = Counter(m.to[0] for m in mailoutbox)
@@ -92,11 +92,11 @@ def test_a_template_that_renders_a_nul_costs_its_own_row_alone(
     emails_by_round = []
     for _ in range(ROUNDS):
         try:
-            delivery.sweep()
+            sweeps.sweep()
         except Exception as exc:  # noqa: BLE001 - counted: a sweep must not fail for one row
             sweep_errors.append(exc.__class__.__name__)
         Notification.objects.filter(status="sending").update(claimed_at=timezone.now() - timedelta(days=1))
-        delivery.reclaim_expired_leases()
+        sweeps.reclaim_expired_leases()
         emails_by_round.append(sum(1 for m in mailoutbox if m.to[0] != bad.email))
 
     emails = Counter(m.to[0] for m in mailoutbox)
@@ -128,11 +128,11 @@ def sweep_rounds(messages_to_healthy):
     errors, by_round = [], []
     for _ in range(ROUNDS):
         try:
-            delivery.sweep()
+            sweeps.sweep()
         except Exception as exc:  # noqa: BLE001 - counted: a sweep must not fail for one row
             errors.append(exc.__class__.__name__)
         Notification.objects.filter(status="sending").update(claimed_at=timezone.now() - timedelta(days=1))
-        delivery.reclaim_expired_leases()
+        sweeps.reclaim_expired_leases()
         by_round.append(messages_to_healthy())
     return errors, by_round
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from appointments import services
 from appointments.models import Patient
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import sweeps
 from tests.twilio_standin import TwilioStandIn
 
 from .harness import duplicates, report
@@ -94,7 +94,7 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
     while time.monotonic() < deadline:
         if not rows.filter(status__in=["pending", "sending"]).exists() and not rows.retrying().exists():
             break
-        delivery.sweep()
+        sweeps.sweep()
         sweeps += 1
         time.sleep(0.05)
 
@@ -178,7 +178,7 @@ def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_r
     rows = Notification.objects.filter(kind="booking_confirmation")
     deadline = time.monotonic() + 20
     while rows.exclude(status="sent").exists() and time.monotonic() < deadline:
-        delivery.sweep()
+        sweeps.sweep()
         time.sleep(0.05)
     time.sleep(2.0)  # the late acceptances have happened
     accepted_sms = Counter(message["to"] for message in twilio.accepted)
@@ -230,7 +230,7 @@ def test_possibly_sent_sms_is_looked_up_until_its_outcome_is_known(db, fast_retr
     while rows.exclude(status="sent").exclude(pk__in=rows.dead()).exists():
         if time.monotonic() > deadline:
             break
-        delivery.sweep()
+        sweeps.sweep()
         time.sleep(0.05)
     time.sleep(SLOW)
 

@@ -24,7 +24,7 @@ from config.celery import app as celery_app
 from notifications.channels import get_channel
 from notifications.messages.rendering import render
 from notifications.models import Notification
-from notifications.outbox import delivery
+from notifications.outbox import sweeps
 from notifications.outbox.models import record_send_starts
 from tasks.delivery import send_notifications
 from tasks.maintenance import reclaim_expired_leases, sweep_due_notifications
@@ -117,7 +117,7 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
 
     def command_sweep():
         try:
-            delivery.sweep()
+            sweeps.sweep()
         except BaseException as exc:  # noqa: BLE001 - reported by the test
             errors.append(exc)
         finally:
@@ -139,8 +139,8 @@ def test_sweep_batch_that_outlives_its_lease_sends_no_row_twice(transactional_db
         first_sweep_running = first.is_alive()
         requests_before_reclaim = len(twilio.requests)
         reclaimed_at = timezone.now()
-        reclaimed = delivery.reclaim_expired_leases()["returned"]
-        delivery.sweep()  # beat's next sweep (or a second command)
+        reclaimed = sweeps.reclaim_expired_leases()["returned"]
+        sweeps.sweep()  # beat's next sweep (or a second command)
     finally:
         first.join(timeout=30)
     assert errors == []
@@ -172,8 +172,8 @@ def test_sms_twilio_accepted_before_its_worker_died_is_not_sent_again(db, settin
     get_channel("sms").send(claimed, render(claimed))  # Twilio accepts it; the worker dies before recording it
     Notification.objects.filter(pk=row.pk).update(claimed_at=timezone.now() - timedelta(seconds=30))
 
-    delivery.reclaim_expired_leases()
-    delivery.sweep()
+    sweeps.reclaim_expired_leases()
+    sweeps.sweep()
 
     row.refresh_from_db()
     report(

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.outbox import delivery
+from notifications.outbox import sweeps
 
 
 class Command(BaseCommand):
@@ -21,7 +21,7 @@ class Command(BaseCommand):
         if max < 1:
             raise CommandError("--max must be a positive number")
         if dry_run:
-            rows = delivery.due_rows(max, include_failed=retry_failed)
+            rows = sweeps.due_rows(max, include_failed=retry_failed)
             for row in rows:
                 self.stdout.write(
                     f"would send #{row.pk} {row.kind} by {row.channel} to patient {row.patient_id} "
@@ -30,11 +30,11 @@ class Command(BaseCommand):
             self.stdout.write(f"dry run: {len(rows)} notification(s) due; nothing sent")
             return
         # Hosts without beat have no reclaim task: the rows of a run that crashed wait here.
-        reclaimed = delivery.reclaim_expired_leases()
+        reclaimed = sweeps.reclaim_expired_leases()
         if reclaimed["returned"] or reclaimed["dead"]:
             self.stderr.write(
                 f"reclaimed expired leases: {reclaimed['returned']} row(s) back in the queue, "
                 f"{reclaimed['dead']} out of attempts"
             )
-        report = delivery.sweep(max_rows=max, include_failed=retry_failed)
+        report = sweeps.sweep(max_rows=max, include_failed=retry_failed)
         self.stdout.write(str(report))

@@ -1,0 +1,171 @@
+"""A claimed send's outcome, and writing outcomes: only while the claim that sent still holds
+the row (its token), in one statement for a group, with an attempt row each; and the record,
+before their requests, that a batch's sends start.
+
+The models import this module (a row's outcome() is an Outcome), so it reads their classes
+from Django's registry rather than importing them."""
+
+from django.apps import apps
+from django.db import connection, transaction
+from django.db.models import Case, F, Q, Value, When
+from django.utils import timezone
+
+from notifications.outbox.raw_sql import insert, statements, storable
+from notifications.outbox.states import NotificationStatus
+
+
+def _rows():
+    return apps.get_model("notifications", "Notification")
+
+
+def _attempts():
+    return apps.get_model("notifications", "NotificationAttempt")
+
+
+class Outcome:
+    """What became of one claimed send, before it is written."""
+
+    def __init__(self, notification, fields, now):
+        self.notification, self.fields, self.now = notification, fields, now
+
+    def record(self):
+        return bool(record_outcomes([self]))
+
+
+def record_send_starts(notifications, now=None):
+    """Record, before their requests go out, that the sends of these claimed rows start (one
+    UPDATE); returns the rows their claims still hold, the only ones to send. A row possibly
+    sent already keeps the start of its earliest attempt that may be out, so that its look-up
+    reaches back to it."""
+    if not notifications:
+        return []
+    now = now or timezone.now()
+    # Conditional on the claims' tokens, like every outcome: a row reclaimed meanwhile is not ours.
+    held = _rows().objects.filter(
+        pk__in=[n.pk for n in notifications],
+        status=NotificationStatus.SENDING,
+        claim_token__in={n.claim_token for n in notifications},
+    )
+    kept = Q(possibly_sent=True, send_started_at__isnull=False)
+    updated = held.update(send_started_at=Case(When(kept, then=F("send_started_at")), default=Value(now)))
+    if updated < len(notifications):
+        still = set(held.values_list("pk", flat=True))
+        notifications = [n for n in notifications if n.pk in still]
+    for n in notifications:
+        if not (n.possibly_sent and n.send_started_at):
+            n.send_started_at = now
+    return notifications
+
+
+@transaction.atomic(savepoint=False)  # in the caller's transaction when there is one
+def record_outcomes(outcomes):
+    """Write the outcomes of claimed sends: one locking SELECT finds the rows still held by
+    these claims (a row whose lease expired and was claimed again is not ours to write), one
+    batch of UPDATEs by primary key writes them, one INSERT adds their attempts to the
+    history. Returns the ids won. A row deleted meanwhile (its appointment deleted in the
+    admin) gets no attempt: one would fail the whole write, the other rows' outcomes with it."""
+    if not outcomes:
+        return set()
+    present, won = _still_held(outcomes)
+    winners = [o for o in outcomes if o.notification.pk in won]
+    shapes = {}
+    for outcome in winners:
+        shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
+    for columns, group in shapes.items():
+        _update_each(columns, group)
+    _insert_attempts(
+        [o for o in outcomes if o.notification.pk in present and o.fields["status"] != NotificationStatus.PENDING]
+    )
+    for o in winners:
+        for name, value in o.fields.items():
+            setattr(o.notification, name, value)
+    return won
+
+
+# An outcome write runs every few sends, so its three statements are raw SQL: built by the ORM,
+# each cost more CPU than the sends whose outcomes it wrote (docs/PERFORMANCE.md).
+def _still_held(outcomes):
+    """The ids of these outcomes' rows that are still there, and of those that their claims
+    still hold, all locked until the transaction ends (FOR UPDATE, where the database has it:
+    a row locked cannot be deleted before its attempt is written)."""
+    token = _rows()._meta.get_field("claim_token")
+    ids = [o.notification.pk for o in outcomes]
+    tokens = {token.get_db_prep_value(o.notification.claim_token, connection) for o in outcomes}
+    quote = connection.ops.quote_name
+    sql = (
+        f"SELECT {quote('id')}, {quote('status')}, {quote('claim_token')} FROM {quote(_rows()._meta.db_table)} "
+        f"WHERE {quote('id')} IN ({', '.join(['%s'] * len(ids))})"
+    )
+    if connection.features.has_select_for_update:
+        sql += " FOR UPDATE"
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    held = {pk for pk, status, claim_token in rows if status == NotificationStatus.SENDING and claim_token in tokens}
+    return {pk for pk, _, _ in rows}, held
+
+
+def _update_each(columns, outcomes):
+    """One UPDATE for every outcome that sets these columns: each row's values in a VALUES list,
+    joined by primary key (an UPDATE a row cost the database a parse and a plan each; update()
+    with a CASE per row and column spent more CPU building expressions than the sends). The
+    rows are locked by the caller."""
+    fields = [_rows()._meta.get_field(name) for name in (*columns, "updated_at")]
+    quote = connection.ops.quote_name
+    table = quote(_rows()._meta.db_table)
+    # A VALUES list's columns are column1, column2… on PostgreSQL and SQLite alike. PostgreSQL
+    # types a column of quoted literals (or NULLs) as text: its values are cast to the field's type.
+    if connection.vendor == "postgresql":
+        values = [
+            f"CAST(v.column{n} AS {field.db_type(connection).split('(')[0]})" for n, field in enumerate(fields, 2)
+        ]
+    else:
+        values = [f"v.column{n}" for n, _ in enumerate(fields, 2)]
+    assignments = ", ".join(f"{quote(field.column)} = {value}" for field, value in zip(fields, values, strict=True))
+    rows = []
+    for o in outcomes:
+        values = {**o.fields, "updated_at": o.now}
+        rows.append(
+            [o.notification.pk, *(field.get_db_prep_save(storable(values[field.name]), connection) for field in fields)]
+        )
+    placeholders = f"({', '.join(['%s'] * (len(fields) + 1))})"
+    with connection.cursor() as cursor:
+        for chunk in statements(rows, len(fields) + 1):
+            cursor.execute(
+                f"UPDATE {table} SET {assignments}, {quote('claim_token')} = NULL "
+                f"FROM (VALUES {', '.join([placeholders] * len(chunk))}) AS v WHERE {table}.{quote('id')} = v.column1",
+                [value for row in chunk for value in row],
+            )
+
+
+def _insert_attempts(outcomes):
+    """The history rows of these attempts."""
+    if not outcomes:
+        return
+    fields = [_attempts()._meta.get_field(name) for name in _ATTEMPT_FIELDS]
+    rows = [
+        (
+            o.notification.pk,
+            o.notification.attempts,
+            o.notification.claimed_at,
+            o.now,
+            o.fields["status"],
+            o.fields["last_error"],
+            o.fields["error_code"],
+            o.fields.get("provider_message_id", ""),
+        )
+        for o in outcomes
+    ]
+    insert(_attempts(), fields, rows)
+
+
+_ATTEMPT_FIELDS = (
+    "notification",
+    "number",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error",
+    "error_code",
+    "provider_message_id",
+)

@@ -1,0 +1,55 @@
+"""The row's statuses, the receipts' delivery statuses and their ranking, and the two kinds of
+failed row: the vocabulary of the state machine (models.py), its queries (queryset.py) and its
+callers."""
+
+from django.db import models
+from django.db.models import Q
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+
+
+class DeliveryStatus(models.TextChoices):
+    """Twilio's delivery receipts (every MessageStatus it documents for outbound messages)."""
+
+    QUEUED = "queued"
+    ACCEPTED = "accepted"
+    SCHEDULED = "scheduled"
+    SENDING = "sending"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    PARTIALLY_DELIVERED = "partially_delivered"
+    READ = "read"
+
+
+# A receipt only moves a row up this ranking (receipts arrive twice and out of order); the
+# final outcomes share a rank, so the first of them to arrive stands.
+_RANKED = [
+    [DeliveryStatus.ACCEPTED, DeliveryStatus.SCHEDULED, DeliveryStatus.QUEUED],
+    [DeliveryStatus.SENDING],
+    [DeliveryStatus.SENT],
+    [
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.UNDELIVERED,
+        DeliveryStatus.FAILED,
+        DeliveryStatus.CANCELED,
+        DeliveryStatus.PARTIALLY_DELIVERED,
+    ],
+    [DeliveryStatus.READ],
+]
+DELIVERY_RANK = {"": 0} | {status: rank for rank, statuses in enumerate(_RANKED, start=1) for status in statuses}
+
+
+# The two kinds of failed row, told apart by whether a retry is planned. A dead row stays
+# failed: a record of what did not reach the patient, until staff retry it.
+DEAD = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
+RETRYING = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=False)
