@@ -29,3 +29,13 @@ def simulation(db, settings, twilio, monkeypatch):
     Simulation.twilio, Simulation.clock = twilio, clock
     yield Simulation
     Simulation.twilio = Simulation.clock = None
+
+
+@pytest.fixture
+def replay(simulation):
+    """A Replay of the simulation's steps (tests/simulation/test_regressions.py)."""
+    from tests.simulation.replay import Replay
+
+    steps = Replay(simulation)
+    yield steps
+    steps.close()

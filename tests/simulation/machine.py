@@ -8,10 +8,6 @@ _attempt on a send thread, _write of its outcomes), so that a worker can die, or
 the world moves on, between any two of them. After every step the invariants
 (tests/simulation/invariants.py) are checked against what reached the recipients."""
 
-import functools
-import time
-from collections import Counter, deque
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from django.conf import settings
@@ -22,19 +18,22 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from appointments import services
 from appointments.models import Appointment, AppointmentStatus, Patient
-from notifications import catalog, delivery
-from notifications.channels import SendSession
-from notifications.models import Notification, NotificationStatus
+from notifications import delivery
+from notifications.models import Notification
 from tests.simulation import invariants
 from tests.simulation.edge import START, Edge, FaultyEmailBackend
+from tests.simulation.timing import STATS, step
 from tests.simulation.webhooks import post_inbound, post_status
+from tests.simulation.workers import Worker, WorkerRules
 
-# channels, phone, email ("" for none): an SMS-only patient has no email to fall back to.
+# channels, phone, email ("" for none). An email address outside the patient's channels is
+# where a dead text message falls back to; the last patient has none to fall back to.
 PATIENTS = [
     (["sms", "email"], "+14155550201", "p1@example.com"),
     (["whatsapp", "email"], "+14155550202", "p2@example.com"),
-    (["sms"], "+14155550203", ""),
+    (["sms"], "+14155550203", "p3@example.com"),
     (["email", "sms", "whatsapp"], "+14155550204", "p4@example.com"),
+    (["whatsapp"], "+14155550205", ""),
 ]
 # Booked this long ahead: within a reminder's reach, between them, and days away.
 BOOK_AHEAD_HOURS = [1.5, 3, 25, 50, 24 * 5]
@@ -53,46 +52,8 @@ TWILIO_FAULTS = [
 ]
 RECEIPTS = [("sent", None), ("delivered", None), ("undelivered", 30003), ("failed", 30008)]
 
-STATS = Counter()  # across examples: steps, messages, the slowest step (the soak's figures)
-SLOWEST = {"seconds": 0.0, "step": ""}
 
-
-def step(function):
-    """A rule's body, timed; a failure marks the run failed (teardown then skips the drain)."""
-
-    @functools.wraps(function)
-    def run(self, **kwargs):
-        started = time.monotonic()
-        try:
-            return function(self, **kwargs)
-        except BaseException:
-            self.failed = True
-            raise
-        finally:
-            elapsed = time.monotonic() - started
-            STATS["steps"] += 1
-            if elapsed > SLOWEST["seconds"]:
-                SLOWEST.update(seconds=elapsed, step=function.__name__)
-
-    return run
-
-
-class Worker:
-    """A worker's claimed rows not yet handed out, and the outcomes it has not yet written."""
-
-    def __init__(self):
-        self.rows = deque()
-        self.outcomes = []
-        self.current = delivery._CurrentState(lookahead=1)
-        self.session = SendSession()
-        self.thread = ThreadPoolExecutor(1, thread_name_prefix="sim-send")
-
-    def close(self):
-        self.thread.shutdown()
-        self.session.close()
-
-
-class Simulation(RuleBasedStateMachine):
+class Simulation(WorkerRules, RuleBasedStateMachine):
     # Set by the fixture (tests/simulation/conftest.py): the stand-in Twilio and the clock.
     twilio = None
     clock = None
@@ -198,7 +159,7 @@ class Simulation(RuleBasedStateMachine):
         else:
             self.twilio.script(address, fault)
 
-    @rule(patient=st.sampled_from([0, 1, 3]), code=st.sampled_from([451, 550]))
+    @rule(patient=st.sampled_from([0, 1, 2, 3]), code=st.sampled_from([451, 550]))
     @step
     def email_fault(self, patient, code):
         FaultyEmailBackend.faults[self.patients[patient].email].append(code)
@@ -243,55 +204,6 @@ class Simulation(RuleBasedStateMachine):
     def staff_retries(self, i):
         dead = list(Notification.objects.dead().order_by("pk").values_list("pk", flat=True))
         Notification.objects.filter(pk=dead[i % len(dead)]).retry()
-
-    @rule(w=st.sampled_from([0, 1]), limit=st.integers(1, 3))
-    @step
-    def worker_claims(self, w, limit):
-        worker = self.workers[w]
-        claimed = delivery.claim_due_batch(limit)
-        worker.current.offer(claimed)
-        worker.rows.extend(claimed)
-
-    @precondition(lambda self: any(worker.rows for worker in self.workers))
-    @rule(w=st.sampled_from([0, 1]))
-    @step
-    def worker_sends(self, w):
-        """The worker hands its next row to a send thread, and holds the outcome."""
-        worker = self.workers[w] if self.workers[w].rows else self.workers[1 - w]
-        catalog.refresh()
-        for row in worker.current.take(worker.rows, 1):
-            worker.outcomes.append(worker.thread.submit(delivery._attempt, row, worker.session).result())
-
-    @precondition(lambda self: any(worker.outcomes for worker in self.workers))
-    @rule(w=st.sampled_from([0, 1]))
-    @step
-    def worker_writes(self, w):
-        worker = self.workers[w] if self.workers[w].outcomes else self.workers[1 - w]
-        outcomes = list(worker.outcomes)
-        delivery._write(worker.outcomes)
-        self._note_unwritten(outcomes)
-
-    @precondition(lambda self: any(worker.rows or worker.outcomes for worker in self.workers))
-    @rule(w=st.sampled_from([0, 1]))
-    @step
-    def worker_dies(self, w):
-        """SIGKILL: its claimed rows abandoned, the outcomes of its sends never written."""
-        worker = self.workers[w]
-        self.unwritten_email_ids |= {
-            o.fields["provider_message_id"]
-            for o in worker.outcomes
-            if o.fields["status"] == NotificationStatus.SENT and o.notification.channel == "email"
-        }
-        worker.close()
-        self.workers[w] = Worker()
-
-    def _note_unwritten(self, outcomes):
-        """Emails whose outcome was written to no row (their claim had been taken over)."""
-        for o in outcomes:
-            if o.fields["status"] == NotificationStatus.SENT and o.notification.channel == "email":
-                stored = Notification.objects.filter(pk=o.notification.pk).values_list("provider_message_id", flat=True)
-                if stored.first() != o.fields["provider_message_id"]:
-                    self.unwritten_email_ids.add(o.fields["provider_message_id"])
 
     @invariant()
     def invariants_hold(self):

@@ -20,7 +20,7 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from tests.simulation.invariants import FIRST_SEEN, VIOLATIONS
-from tests.simulation.machine import SLOWEST, STATS
+from tests.simulation.timing import SLOWEST, STATS
 
 CI_EXAMPLES = 30
 CI_STEPS = 30
