@@ -14,7 +14,7 @@ from django.conf import settings
 from django.core import mail
 from django.db import transaction
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from appointments import services
 from appointments.models import Appointment, AppointmentStatus, Patient
@@ -85,7 +85,11 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
     def _appointment(self, i):
         return self.appointments[i % len(self.appointments)]
 
-    # The clinic and its patients.
+    # The clinic and its patients. Every run starts with a booking, so that it has rows to send.
+    @initialize(patient=st.integers(0, len(PATIENTS) - 1), ahead=st.sampled_from(BOOK_AHEAD_HOURS))
+    def first_booking(self, patient, ahead):
+        self.book(patient=patient, ahead=ahead)
+
     @rule(patient=st.integers(0, len(PATIENTS) - 1), ahead=st.sampled_from(BOOK_AHEAD_HOURS))
     @step
     def book(self, patient, ahead):
