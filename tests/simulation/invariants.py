@@ -108,7 +108,14 @@ def own_identity(every):
         .annotate(rows=Count("id"))
         .filter(rows__gt=1)
     )
-    check(not shared.exists(), "own identity", f"rows share a provider id: {list(shared)}")
+    for group in shared:
+        rows = Notification.objects.filter(provider_message_id=group["provider_message_id"])
+        check(
+            False,
+            "own identity",
+            f"rows share the provider id {group['provider_message_id']}: "
+            + ", ".join(f"{r.pk} ({r.kind} by {r.channel}, {r.status}, {r.scheduled_for:%d %b %H:%M})" for r in rows),
+        )
     made_for = {d.message_id: d.row_id for d in every}
     sent = Notification.objects.filter(status=NotificationStatus.SENT).exclude(channel=Channel.IN_APP)
     for pk, provider_message_id in sent.values_list("pk", "provider_message_id"):
