@@ -113,3 +113,118 @@ def test_c_with_two_upcoming_appointments_confirms_each_in_turn(replay):
     replay.patient_texts(patient=0, word="C")
     replay.patient_texts(patient=0, word="C")
     replay.finish()
+
+
+# Found by the simulation, as hypothesis shrank them (within its five minutes of shrinking).
+
+
+def test_simulation_seed_11_whatsapp_confirmation_answered_late_is_sent_twice(replay):
+    """Seed 11, "at most once" (finding 2): a WhatsApp booking confirmation Twilio took but
+    answered past the client's timeout (the "slow" fault) was sent again by the sweep."""
+    replay.first_booking(patient=0, ahead=1.5)
+    replay.reclaim()
+    replay.worker_claims(limit=1, w=0)
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.twilio_fault(fault=429, on_lookup=False, patient=0, whatsapp=True)
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.book(ahead=3, patient=1)
+    replay.advance_clock(seconds=86400)
+    replay.advance_clock(seconds=600)
+    replay.book(ahead=25, patient=4)
+    replay.staff_confirms(i=2)
+    replay.worker_dies(w=1)
+    replay.twilio_fault(fault=("slow", 1.3), on_lookup=False, patient=1, whatsapp=True)
+    replay.book(ahead=3, patient=1)
+    replay.twilio_fault(
+        fault=("error", 400, 21614, "'To' number is not a valid mobile number"),
+        on_lookup=False,
+        patient=1,
+        whatsapp=False,
+    )
+    replay.advance_clock(seconds=21600)
+    replay.worker_claims(limit=2, w=0)
+    replay.worker_claims(limit=2, w=0)
+    replay.worker_claims(limit=2, w=0)
+    replay.reclaim()
+    replay.reclaim()
+    replay.reclaim()
+    replay.twilio_fault(
+        fault=("error", 400, 21614, "'To' number is not a valid mobile number"),
+        on_lookup=True,
+        patient=3,
+        whatsapp=False,
+    )
+    replay.worker_dies(w=1)
+    replay.sweep()
+    replay.sweep()
+    replay.finish()
+
+
+def test_simulation_seed_12_late_whatsapp_sent_twice_then_reclaimed_rows_take_another_rows_sid(replay):
+    """Seed 12, found with "own identity" strict and the others counted (finding 1): rows a
+    worker claimed and never sent, reclaimed in the drain (marked possibly sent), took another
+    row's message found by its body at Twilio. With every invariant on, the replay stops
+    earlier, at "at most once" (finding 2): a WhatsApp confirmation Twilio accepted late was
+    sent again, its look-up comparing the template's text with ""."""
+    replay.first_booking(patient=2, ahead=1.5)
+    replay.cancel(i=0)
+    replay.cancel(i=0)
+    replay.patient_texts(patient=0, word="C")
+    replay.advance_clock(seconds=1)
+    replay.patient_texts(patient=0, word="C")
+    replay.cancel(i=0)
+    replay.advance_clock(seconds=1)
+    replay.advance_clock(seconds=1)
+    replay.sweep()
+    replay.sweep()
+    replay.sweep()
+    replay.patient_texts(patient=0, word="C")
+    replay.cancel(i=0)
+    replay.book(ahead=3, patient=0)
+    replay.twilio_fault(
+        fault=("error", 400, 21610, "Attempt to send to unsubscribed recipient"),
+        on_lookup=True,
+        patient=3,
+        whatsapp=True,
+    )
+    replay.cancel(i=6)
+    replay.receipt(again=False, i=8, receipt=("failed", 30008))
+    replay.worker_claims(limit=1, w=0)
+    replay.book(ahead=25, patient=0)
+    replay.book(ahead=25, patient=1)
+    replay.advance_clock(seconds=1)
+    replay.sweep()
+    replay.worker_claims(limit=3, w=0)
+    replay.sweep()
+    replay.worker_claims(limit=3, w=1)
+    replay.worker_dies(w=0)
+    replay.twilio_fault(fault="late", on_lookup=False, patient=3, whatsapp=True)
+    replay.book(ahead=3, patient=0)
+    replay.worker_claims(limit=3, w=1)
+    replay.receipt(again=False, i=0, receipt=("sent", None))
+    replay.advance_clock(seconds=21600)
+    replay.book(ahead=3, patient=3)
+    replay.sweep()
+    replay.twilio_fault(
+        fault=("error", 400, 21610, "Attempt to send to unsubscribed recipient"),
+        on_lookup=False,
+        patient=0,
+        whatsapp=True,
+    )
+    replay.book(ahead=50, patient=3)
+    replay.advance_clock(seconds=61)
+    replay.finish()
