@@ -48,7 +48,7 @@ TWILIO_FAULTS = [
     ("error", 400, 21614, "'To' number is not a valid mobile number"),
     "drop",  # accepted, the answer lost (connection closed)
     "late",  # accepted only after the client gave up
-    ("slow", 1.3),  # accepted, answered past the client's timeout (TWILIO_HTTP_TIMEOUT 1 s)
+    ("slow", 2.3),  # accepted, answered past the client's timeout (TWILIO_HTTP_TIMEOUT 2 s)
 ]
 RECEIPTS = [("sent", None), ("delivered", None), ("undelivered", 30003), ("failed", 30008)]
 

@@ -147,7 +147,7 @@ def test_simulation_seed_11_whatsapp_confirmation_answered_late_is_sent_twice(re
     replay.book(ahead=25, patient=4)
     replay.staff_confirms(i=2)
     replay.worker_dies(w=1)
-    replay.twilio_fault(fault=("slow", 1.3), on_lookup=False, patient=1, whatsapp=True)
+    replay.twilio_fault(fault=("slow", 2.3), on_lookup=False, patient=1, whatsapp=True)
     replay.book(ahead=3, patient=1)
     replay.twilio_fault(
         fault=("error", 400, 21614, "'To' number is not a valid mobile number"),
