@@ -98,6 +98,7 @@ class TwilioStandIn:
         # Twilio's clock (seconds since the epoch): a simulation sets its own virtual clock.
         self.clock = time.time
         self.late = []  # (account sid, form) of messages taken but not yet accepted ("late")
+        self.taken_late = []  # the form of every message taken "late", landed or not
         self._lock = threading.Lock()
         self.webhooks = WebhookPoster(auth_token)
         # ContentSid -> its text with {{1}}… placeholders; approved once, kept by reset().
@@ -132,6 +133,7 @@ class TwilioStandIn:
             self.clock_skew = 0
             self.clock = time.time
             self.late.clear()
+            self.taken_late.clear()
             self.whatsapp_sessions.clear()
             self.sms_opted_out.clear()
             self._status_callbacks.clear()
@@ -279,6 +281,7 @@ class TwilioStandIn:
                     # Taken, not yet accepted: no answer now, the message appears at land_late().
                     with standin._lock:
                         standin.late.append((match["sid"], form))
+                        standin.taken_late.append(form)
                     self.close_connection = True
                     return None
                 if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):

@@ -75,7 +75,7 @@ class Edge:
     def __init__(self, twilio):
         self.twilio = twilio
         self.late_sids = set()
-        self.checked = (0, 0)  # Twilio messages and emails already checked after a step
+        self.checked = (0, 0, 0)  # Twilio messages, emails and late takings already checked
 
     def land_late(self):
         self.late_sids |= {message["sid"] for message in self.twilio.land_late()}
@@ -95,15 +95,20 @@ class Edge:
         return found
 
     def new_deliveries(self):
-        """The deliveries since the last call (the after-step check's), Twilio's and email's."""
+        """What our code sent since the last call (the after-step check's), as it was sent: the
+        messages Twilio accepted and the emails, and a message Twilio took "late" when it was
+        taken (a check of what it says belongs to the step that sent it, not to its landing)."""
         every = self.deliveries()
-        twilio_seen, email_seen = self.checked
-        new = [d for d in every if d.provider == "twilio"][twilio_seen:]
-        new += [d for d in every if d.provider == "email"][email_seen:]
-        self.checked = (
-            twilio_seen + sum(d.provider == "twilio" for d in new),
-            email_seen + sum(d.provider == "email" for d in new),
-        )
+        twilio_seen, email_seen, late_seen = self.checked
+        accepted = [d for d in every if d.provider == "twilio"]
+        emails = [d for d in every if d.provider == "email"]
+        taken_late = list(self.twilio.taken_late)
+        new = [d for d in accepted[twilio_seen:] if not d.late] + emails[email_seen:]
+        for form in taken_late[late_seen:]:
+            query = parse_qs(urlsplit(form.get("StatusCallback", "")).query)
+            row = int(query[NOTIFICATION_PARAMETER][0]) if NOTIFICATION_PARAMETER in query else -1
+            new.append(Delivered(row, "twilio", form["To"], self.twilio._content_body(form), "", late=True))
+        self.checked = (len(accepted), len(emails), len(taken_late))
         return new
 
     def refusals_to(self, address, code):
