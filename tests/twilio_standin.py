@@ -57,6 +57,7 @@ class RecordedRequest:
     account_sid: str
     at: float = field(default_factory=time.monotonic)
     received_at: float = field(default_factory=time.time)  # wall clock, to compare with database times
+    answer: object = None  # what the stand-in answered (a script entry's form, or 201)
 
     @property
     def to(self):
@@ -80,11 +81,13 @@ class TwilioStandIn:
 
     Script entries: an HTTP status (201, 429, 500, 503...), ("error", status, code),
     ("slow", seconds) which sleeps before answering 201, ("trickle", seconds) which answers 201
-    one byte of the body every that many seconds, or "drop": the message is accepted and
-    the connection closed without an answer. script_lookups(to, ...) queues statuses for the
-    next message-list requests about a recipient (an error instead of the list); held_in_queue
-    keeps the messages it accepts queued at Twilio (no date_sent yet, so a DateSent filter does
-    not list them) until release_queue(); clock_skew (seconds, negative when
+    one byte of the body every that many seconds, "drop": the message is accepted and the
+    connection closed without an answer, or "late": the connection is closed without an answer
+    and the message is accepted only when land_late() is called (Twilio taking it after the
+    client gave up, and after a look-up may have missed it). script_lookups(to, ...) queues
+    statuses for the next message-list requests about a recipient (an error instead of the
+    list); held_in_queue keeps the messages it accepts queued at Twilio (no date_sent yet, so a
+    DateSent filter does not list them) until release_queue(); clock_skew (seconds, negative when
     Twilio's clock is behind ours) shifts the date_created of the messages it accepts.
     ("undelivered", code) and ("failed", code) answer 201 and then post "sent" and that receipt
     with that error code, receipt_delay seconds apart, to the message's StatusCallback."""
@@ -101,6 +104,10 @@ class TwilioStandIn:
         self._lookup_scripts = defaultdict(deque)
         self.clock_skew = 0
         self.held_in_queue = False
+        # Twilio's clock (seconds since the epoch): a simulation sets its own virtual clock.
+        self.clock = time.time
+        self.late = []  # (account sid, form) of messages taken but not yet accepted ("late")
+        self.taken_late = []  # the form of every message taken "late", landed or not
         self._lock = threading.Lock()
         self.webhooks = WebhookPoster(auth_token)
         # ContentSid -> its text with {{1}}… placeholders; approved once, kept by reset().
@@ -134,10 +141,19 @@ class TwilioStandIn:
             self._lookup_scripts.clear()
             self.clock_skew = 0
             self.held_in_queue = False
+            self.clock = time.time
+            self.late.clear()
+            self.taken_late.clear()
             self.whatsapp_sessions.clear()
             self.sms_opted_out.clear()
             self._status_callbacks.clear()
         self.webhooks.reset()
+
+    def reset_scripts(self):
+        """Every queued answer dropped: Twilio well again."""
+        with self._lock:
+            self._scripts.clear()
+            self._lookup_scripts.clear()
 
     def add_content_template(self, text):
         """An approved Content Template; returns its ContentSid."""
@@ -157,15 +173,31 @@ class TwilioStandIn:
         it; returns the Posted record (its body is our TwiML answer). A WhatsApp message opens
         the 24-hour session; an SMS opt-out word blocks our number's messages to the patient's
         and an opt-in word lifts it, as Twilio's Advanced Opt-Out does."""
+        self.note_inbound(from_, body, to)
+        return self.webhooks.post(url, inbound_params(self.account_sid, from_, to, body), idempotency_header())
+
+    def note_inbound(self, from_, body, to):
+        """What Twilio itself does with a patient's message before posting it to us: a WhatsApp
+        message opens the session, SMS opt-out and opt-in words block or unblock our number."""
         word = body.strip().upper()
         with self._lock:
             if from_.startswith("whatsapp:"):
-                self.whatsapp_sessions[from_] = time.time()
+                self.whatsapp_sessions[from_] = self.clock()
             elif word in OPT_OUT_WORDS:
                 self.sms_opted_out.add((from_, to))
             elif word in OPT_IN_WORDS:
                 self.sms_opted_out.discard((from_, to))
-        return self.webhooks.post(url, inbound_params(self.account_sid, from_, to, body), idempotency_header())
+
+    def land_late(self):
+        """Accept now the messages taken with a "late" answer; returns them."""
+        with self._lock:
+            late, self.late = self.late, []
+        return [self._accept(account_sid, form) for account_sid, form in late]
+
+    def callback_of(self, message_sid):
+        """The StatusCallback URL the message was sent with ('' when none)."""
+        with self._lock:
+            return self._status_callbacks.get(message_sid, "")
 
     def sent_to(self, to):
         return [r for r in self.requests if r.to == to]
@@ -204,11 +236,11 @@ class TwilioStandIn:
 
     def _session_open(self, to):
         last = self.whatsapp_sessions.get(to)
-        return last is not None and time.time() - last < WHATSAPP_SESSION_SECONDS
+        return last is not None and self.clock() - last < WHATSAPP_SESSION_SECONDS
 
     def _accept(self, account_sid, form, receipts=()):
         """Accept a message: keep it for the list, and post its later receipts, if any."""
-        message = _message(account_sid, form, self._content_body(form), self.clock_skew)
+        message = _message(account_sid, form, self._content_body(form), self.clock() + self.clock_skew)
         if self.held_in_queue:
             message["date_sent"] = None
         with self._lock:
@@ -249,9 +281,10 @@ class TwilioStandIn:
                     return self._reply(404, _error(404, 20404, "The requested resource was not found"))
                 if not self._authorised(match["sid"]):
                     return self._reply(401, _error(401, 20003, "Authenticate"))
+                recorded = RecordedRequest(self.path, form, match["sid"])
                 with standin._lock:
-                    standin.requests.append(RecordedRequest(self.path, form, match["sid"]))
-                answer = standin._next_answer(form)
+                    standin.requests.append(recorded)
+                answer = recorded.answer = standin._next_answer(form)
                 if isinstance(answer, tuple) and answer[0] in ("undelivered", "failed"):
                     # Accepted now, failed later: Twilio's answer says nothing, a receipt does.
                     receipts = [("sent", None), answer] if answer[0] == "undelivered" else [answer]
@@ -259,6 +292,13 @@ class TwilioStandIn:
                 if isinstance(answer, tuple) and answer[0] == "trickle":
                     # Accepted, and answered one byte every answer[1] seconds.
                     return self._trickle(answer[1], standin._accept(match["sid"], form))
+                if answer == "late":
+                    # Taken, not yet accepted: no answer now, the message appears at land_late().
+                    with standin._lock:
+                        standin.late.append((match["sid"], form))
+                        standin.taken_late.append(form)
+                    self.close_connection = True
+                    return None
                 if answer in (201, "drop") or (isinstance(answer, tuple) and answer[0] == "slow"):
                     # Accepted before answering: a client that stops waiting loses only the answer.
                     message = standin._accept(match["sid"], form)
@@ -382,9 +422,9 @@ class TwilioStandIn:
         return Handler
 
 
-def _message(account_sid, form, body, clock_skew=0):
+def _message(account_sid, form, body, at):
     sid = "SM" + uuid.uuid4().hex
-    now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(time.time() + clock_skew))
+    now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(at))
     return {
         "sid": sid,
         "account_sid": account_sid,

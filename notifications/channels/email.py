@@ -43,7 +43,9 @@ class EmailChannel(Channel):
         return get_connection()
 
     def send(self, notification, message, connection=None):
-        message_id = make_msgid(domain=sender_domain() or None)
+        # The row's id in the Message-ID, as a text message's status callback URL carries it: what
+        # left for a recipient can be tied to the row that sent it (a bounce, the simulation's checks).
+        message_id = make_msgid(idstring=f"notification-{notification.pk}", domain=sender_domain() or None)
         email = email_message(notification.recipient, message, message_id, connection)
         try:
             if connection is not None:
