@@ -89,13 +89,13 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
             )
     rows = Notification.objects.filter(kind="booking_confirmation")
 
-    sweeps = 0
+    sweeps_run = 0
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if not rows.filter(status__in=["pending", "sending"]).exists() and not rows.retrying().exists():
             break
         sweeps.sweep()
-        sweeps += 1
+        sweeps_run += 1
         time.sleep(0.05)
 
     time.sleep(SLOW)  # every late acceptance has happened
@@ -126,7 +126,7 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
         second_sms_after_timeout=second_sms("timeout"),
         dead=len(dead),
         fallback_emails=sum(fallback_emails.values()),
-        sweeps=sweeps,
+        sweeps=sweeps_run,
         posts=len(twilio.requests),
         lookups=len(twilio.lookups),
     )
