@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "accounts",
     "appointments",
     "notifications",
+    "privacy",
 ]
 
 MIDDLEWARE = [

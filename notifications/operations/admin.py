@@ -2,6 +2,7 @@ from django.contrib import admin, messages
 
 from appointments.admin import PatientAdmin
 from appointments.models import Patient
+from appointments.trail import PatientDataPages
 from notifications.inbound.models import InboundMessage
 from notifications.outbox.dispatch import enqueue
 from notifications.outbox.models import Notification, NotificationAttempt
@@ -19,7 +20,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(PatientDataPages, admin.ModelAdmin):
     list_display = [
         "id",
         "kind",
