@@ -122,3 +122,14 @@ def test_no_import_circles_between_modules():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+def test_only_the_wiring_imports_privacy():
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if name.split(".")[0] not in ("privacy", "config")
+        for target in targets
+        if target.split(".")[0] == "privacy"
+    )
+    assert offenders == []
