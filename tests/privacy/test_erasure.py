@@ -222,3 +222,13 @@ def pg_dump():
     command += ["--port", str(database["PORT"] or 5432), "--username", database["USER"], database["NAME"]]
     environment = {**os.environ, "PGPASSWORD": database["PASSWORD"] or ""}
     return subprocess.run(command, capture_output=True, text=True, check=True, env=environment).stdout
+
+
+def test_the_trail_about_the_patient_survives_the_erasure(eraser, zelda):
+    eraser.get(f"/api/patients/{zelda.patient.pk}/")
+
+    eraser.post(f"/api/patients/{zelda.patient.pk}/erase/", {"reason": "Asked"}, format="json")
+
+    assert list(AccessLogEntry.objects.values_list("patient_id", "username", "action")) == [
+        (zelda.patient.pk, "dpo", "patient.retrieve")
+    ]
