@@ -5,7 +5,6 @@ Views and admin pages announce a read with appointments' `patient_data_read` sig
 leaves none: the trail answers "which staff member looked"."""
 
 from django.dispatch import receiver
-from rest_framework.throttling import BaseThrottle
 
 from appointments.signals import patient_data_read
 
@@ -15,6 +14,9 @@ from .models import AccessLogEntry
 def client_address(request):
     """The client's address as the throttles see it: the socket's, or the one the trusted proxies
     (REST_FRAMEWORK's NUM_PROXIES, from TRUSTED_PROXY_COUNT) say they received."""
+    # Imported here: every process connects this module's receiver, and the worker needs no DRF.
+    from rest_framework.throttling import BaseThrottle
+
     return (BaseThrottle().get_ident(request) or "")[:64]
 
 

@@ -65,6 +65,17 @@ def test_an_entry_says_when_and_from_which_address(staff_client, two_patients, s
     assert entry.at is not None
 
 
+def test_behind_a_trusted_proxy_the_entry_keeps_the_address_the_proxy_received(staff_client, two_patients, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    first, _ = two_patients
+
+    staff_client.get(
+        f"/api/patients/{first.patient_id}/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="6.6.6.6, 198.51.100.4"
+    )
+
+    assert AccessLogEntry.objects.get().remote_address == "198.51.100.4"
+
+
 def test_a_patient_reading_their_own_data_leaves_no_entry(patient_client, book):
     appointment = book(patient=patient_client.patient)
 
