@@ -15,6 +15,7 @@ from knox.models import AuthToken
 from appointments.models import (
     Appointment,
     ContactChange,
+    ContactChannel,
     ContactCodeSent,
     IdempotentRequest,
     Patient,
@@ -39,7 +40,15 @@ def erase(patient_id, by, reason, now=None):
     _erase_messages(patient, now)
     _erase_records(patient, old)
     _disable_sign_in(patient)
-    Patient.objects.filter(pk=patient_id).update(name=ERASED_NAME, email="", phone="", erased_at=now)
+    # An address that can never be delivered (RFC 2606's .invalid) keeps the record a valid patient
+    # (the API's schema says email); opted out of every channel, nothing is planned for it again.
+    Patient.objects.filter(pk=patient_id).update(
+        name=ERASED_NAME,
+        email=f"erased-{patient_id}@erased.invalid",
+        phone="",
+        opted_out=list(ContactChannel.values),
+        erased_at=now,
+    )
     return Erasure.objects.create(patient_id=patient_id, at=now, by=by, reason=reason), True
 
 

@@ -109,7 +109,11 @@ def test_erasure_removes_the_patients_personal_data_from_every_table(eraser, zel
     assert ContactChange.objects.count() == 0
     assert IdempotentRequest.objects.count() == 0
     assert InboundMessage.objects.filter(body="").count() == 2
-    assert Patient.objects.get(pk=patient.pk).erased_at is not None
+    erased = Patient.objects.get(pk=patient.pk)
+    assert erased.erased_at is not None
+    # A valid patient still (the API's schema), at an address that can never be delivered, reached by nothing.
+    assert (erased.name, erased.email, erased.phone) == ("(erased)", f"erased-{patient.pk}@erased.invalid", "")
+    assert erased.opted_out == ["email", "sms", "whatsapp", "in_app"]
 
 
 def test_erasure_cancels_what_was_still_to_go_and_keeps_the_rows(eraser, zelda):
