@@ -5,6 +5,7 @@ from django.contrib import admin
 from . import services
 from .horizon import check_horizon
 from .models import Appointment, Location, Patient, Provider
+from .trail import PatientDataPages
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -38,8 +39,9 @@ class PatientAdminForm(forms.ModelForm):
 
 
 @admin.register(Patient)
-class PatientAdmin(admin.ModelAdmin):
+class PatientAdmin(PatientDataPages, admin.ModelAdmin):
     form = PatientAdminForm
+    trail_patient = "pk"
     list_display = ["name", "email", "phone", "timezone", "language", "channels", "opted_out"]
     list_filter = ["language"]
     search_fields = ["name", "email", "phone"]
@@ -70,7 +72,7 @@ class AppointmentAdminForm(forms.ModelForm):
 
 
 @admin.register(Appointment)
-class AppointmentAdmin(admin.ModelAdmin):
+class AppointmentAdmin(PatientDataPages, admin.ModelAdmin):
     form = AppointmentAdminForm
     list_display = ["patient", "provider", "starts_at", "status", "confirmed_at", "location"]
     list_filter = ["status", "provider"]

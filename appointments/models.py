@@ -40,6 +40,9 @@ class Patient(models.Model):
     # clinic answer with free-form text; outside that window only approved templates go.
     whatsapp_last_inbound_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the patient's personal data was erased (privacy/erasure.py; privacy.Erasure keeps
+    # who and why): an outcome written after it must not put a message's copy back.
+    erased_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         # The data-rights actions, beyond the admin's view/add/change/delete.

@@ -5,8 +5,8 @@ FRONT_DESK = "Front desk"
 CLINIC_MANAGER = "Clinic manager"
 AUDITOR = "Auditor"
 
-# The apps whose every record the auditor reads.
-AUDITED_APPS = ("appointments", "notifications")
+# The apps whose every record the auditor reads (privacy: the access trail and the erasures).
+AUDITED_APPS = ("appointments", "notifications", "privacy")
 
 
 def crud(app_label, model, *verbs):

@@ -4,7 +4,10 @@ reschedule previous_starts_at.
 
 text_message_requested asks whoever sends text messages (notifications/) to send one now, outside
 any appointment's notices (a verification code): arguments `to` and `text`; a receiver that
-cannot send it raises TextNotSent."""
+cannot send it raises TextNotSent.
+
+patient_data_read says a request read patients' data (appointments/trail.py): arguments `request`,
+`patient_ids` and `action`; privacy/ hears it and appends to the access trail."""
 
 from django.dispatch import Signal
 
@@ -12,6 +15,7 @@ appointment_booked = Signal()
 appointment_rescheduled = Signal()
 appointment_cancelled = Signal()
 text_message_requested = Signal()
+patient_data_read = Signal()
 
 
 class TextNotSent(Exception):

@@ -15,9 +15,11 @@ from .serializers import (
     RescheduleSerializer,
     VerifyContactSerializer,
 )
+from .trail import PatientDataReads
 
 
 class PatientViewSet(
+    PatientDataReads,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
     mixins.UpdateModelMixin,
@@ -27,6 +29,7 @@ class PatientViewSet(
     """Staff register patients; a patient reads and changes their own preferences."""
 
     serializer_class = PatientSerializer
+    trail_patient = "pk"
     patient_actions = ("retrieve", "update", "partial_update", "verify")
     action_permissions = {"verify": ["appointments.change_patient"]}
 
@@ -62,7 +65,7 @@ class PatientViewSet(
 
 
 class AppointmentViewSet(
-    mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
+    PatientDataReads, mixins.CreateModelMixin, mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = AppointmentSerializer
     patient_actions = ("create", "list", "retrieve", "reschedule", "cancel", "confirm")

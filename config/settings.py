@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "accounts",
     "appointments",
     "notifications",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -261,6 +262,11 @@ NOTIFICATIONS_BACKOFF_BASE = env_float("NOTIFICATIONS_BACKOFF_BASE", 30.0)
 NOTIFICATIONS_BACKOFF_MAX = env_float("NOTIFICATIONS_BACKOFF_MAX", 3600.0)
 NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 300)
 NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
+# Minimum necessary (issue 25): email bodies name the appointment's reason only when this is on
+# (subjects and text messages never do), and a sent message's rendered copy is purged after
+# NOTIFICATIONS_CONTENT_RETENTION_DAYS, its row (the statistics) staying for the retention above.
+NOTIFICATIONS_SHOW_REASON = env_bool("NOTIFICATIONS_SHOW_REASON", False)
+NOTIFICATIONS_CONTENT_RETENTION_DAYS = env_int("NOTIFICATIONS_CONTENT_RETENTION_DAYS", 90)
 # An SMS template that would take more segments than this (with the sample appointment) is
 # refused when staff save it: each segment is billed.
 NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)

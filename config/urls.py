@@ -18,6 +18,7 @@ from notifications.operations import console_views
 from notifications.operations.dashboard import dashboard
 from notifications.operations.metrics import metrics_view
 from notifications.outbox.api import AppointmentNotificationsView, InboxViewSet, NotificationViewSet
+from privacy.views import AccessLogViewSet, EraseView, ExportView
 
 # Here, where every request (API or admin) is routed, rather than at start-up: a process that
 # answers none (the worker, cron's management command) need not import DRF's serializers.
@@ -32,6 +33,7 @@ router.register("providers", ProviderViewSet, basename="provider")
 router.register("locations", LocationViewSet, basename="location")
 router.register("templates", MessageTemplateViewSet, basename="template")
 router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
+router.register("access-log", AccessLogViewSet, basename="access-log")
 
 # "View site" and the bare host lead to the console, the admin's index; the header names the clinic.
 admin.site.site_url = "/admin/"
@@ -70,6 +72,8 @@ urlpatterns = [
         AppointmentNotificationsView.as_view(),
         name="appointment-notifications",
     ),
+    path("api/patients/<int:pk>/export/", ExportView.as_view(), name="patient-export"),
+    path("api/patients/<int:pk>/erase/", EraseView.as_view(), name="patient-erase"),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include(router.urls)),

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PACKAGES = ("accounts", "appointments", "config", "notifications", "tasks")
+PACKAGES = ("accounts", "appointments", "config", "notifications", "privacy", "tasks")
 # Each room of notifications/ and the rooms it may import; the gathering modules
 # (notifications.models, notifications.admin), the app config and the commands may import any.
 ROOMS = {
@@ -122,3 +122,14 @@ def test_no_import_circles_between_modules():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+def test_only_the_wiring_imports_privacy():
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if name.split(".")[0] not in ("privacy", "config")
+        for target in targets
+        if target.split(".")[0] == "privacy"
+    )
+    assert offenders == []

@@ -53,7 +53,8 @@ def invitation(notification):
     event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
     if snapshot.get("location"):
         event.add("location", snapshot["location"])
-    if snapshot.get("reason"):
+    # The invitation travels with the email's body, and follows its rule (rendering.may_carry_reason).
+    if snapshot.get("reason") and settings.NOTIFICATIONS_SHOW_REASON:
         event.add("description", snapshot["reason"])
     organizer = vCalAddress(f"mailto:{_address(settings.DEFAULT_FROM_EMAIL)}")
     organizer.params["cn"] = snapshot.get("clinic_name") or settings.CLINIC_NAME

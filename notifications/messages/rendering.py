@@ -13,6 +13,7 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.dispatch import receiver
 from django.template import Context, engines
 from django.template.loader import select_template
@@ -91,12 +92,20 @@ def refuse_unsendable(parts, which):
             )
 
 
+def may_carry_reason(channel, part):
+    """Minimum necessary: the appointment's reason goes only in an email's body, and only when the
+    clinic turns NOTIFICATIONS_SHOW_REASON on; a subject or a text message is read by anyone who
+    sees the screen."""
+    return settings.NOTIFICATIONS_SHOW_REASON and channel == Channel.EMAIL and part in ("text", "html")
+
+
 def render_parts(channel, kind, context, stored):
     parts = {}
     for part, name in template_names(channel, kind).items():
         template = stored.get(part) or _file_template(engines["django"], name)
+        values = context if may_carry_reason(channel, part) else {**context, "reason": ""}
         # Only the HTML part is HTML: the text parts take their values as they are, unescaped.
-        parts[part] = template.template.render(Context(context, autoescape=part == "html")).strip()
+        parts[part] = template.template.render(Context(values, autoescape=part == "html")).strip()
     if "subject" in parts:
         parts["subject"] = " ".join(parts["subject"].split())
     if channel != Channel.EMAIL and len(parts["text"]) > TEXT_LIMIT:

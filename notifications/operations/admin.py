@@ -6,6 +6,7 @@ from django.utils.html import format_html
 from appointments.admin import PatientAdmin, PatientAdminForm
 from appointments.models import Patient
 from appointments.reachability import warnings_for
+from appointments.trail import PatientDataPages
 from notifications.channels import CHANNELS
 from notifications.inbound.models import InboundMessage
 from notifications.operations.admin_filters import QueueFilter
@@ -27,7 +28,7 @@ class AttemptInline(admin.TabularInline):
 
 
 @admin.register(Notification)
-class NotificationAdmin(admin.ModelAdmin):
+class NotificationAdmin(PatientDataPages, admin.ModelAdmin):
     list_display = [
         "id",
         "patient_masked",

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from appointments.models import Patient
+from appointments.trail import announce
 from notifications.operations import console_permissions as may
 from notifications.operations.console import channel_label, needs_attention
 from notifications.operations.dashboard_chart import hourly_chart
@@ -54,6 +55,7 @@ def patient_search(request):
 def patient_page(request, pk):
     _require_story_permission(request)
     patient = get_object_or_404(Patient, pk=pk)
+    announce(request, [patient.pk], "console.patient")  # a staff read of their messages: in the trail
     context = {
         **admin.site.each_context(request),
         "title": f"{patient.name}: every message and answer",

@@ -22,6 +22,21 @@ def purgeable(older_than_days, now=None):
     return Notification.objects.filter(old_and_finished).exclude(fallback__in=fallbacks_to_keep)
 
 
+def purge_content(older_than_days, batch_size=1000, now=None):
+    """Blank the rendered copy of messages sent before the cut-off, in batches; their rows stay
+    (status, channel, kind and times are the statistics). Returns how many were blanked."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    with_copy = ~Q(rendered_subject="", rendered_text="", rendered_html="")
+    old = Notification.objects.filter(with_copy, status=NotificationStatus.SENT, sent_at__lt=cutoff)
+    blanked = 0
+    while ids := list(old.order_by("id").values_list("id", flat=True)[:batch_size]):
+        # Not a status change: only the copy goes, so no transition is involved.
+        blanked += Notification.objects.filter(pk__in=ids).update(
+            rendered_subject="", rendered_text="", rendered_html=""
+        )
+    return blanked
+
+
 def purge(older_than_days, batch_size=1000):
     """Delete the purgeable rows; returns how many went."""
     return sum(purge_in_batches(older_than_days, batch_size))

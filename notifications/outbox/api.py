@@ -9,6 +9,7 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
 from appointments.access import patient_of, visible_appointments
+from appointments.trail import PatientDataReads
 from notifications.messages.rendering import render
 from notifications.outbox.dispatch import enqueue
 from notifications.outbox.models import Channel, Notification, NotificationKind, NotificationStatus
@@ -61,12 +62,13 @@ def plain_reason(notification):
     return ""
 
 
-class AppointmentNotificationsView(ListAPIView):
+class AppointmentNotificationsView(PatientDataReads, ListAPIView):
     """GET /api/appointments/{id}/notifications/: every row planned for the appointment, a page at
     a time like every list."""
 
     serializer_class = NotificationSerializer
     patient_actions = ("GET",)
+    trail_action = "appointment.notifications"
 
     def get_queryset(self):
         appointment = get_object_or_404(visible_appointments(self.request.user), pk=self.kwargs["pk"])
@@ -76,7 +78,7 @@ class AppointmentNotificationsView(ListAPIView):
 FILTERS = {"status": NotificationStatus, "channel": Channel, "kind": NotificationKind}
 
 
-class NotificationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class NotificationViewSet(PatientDataReads, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Staff: every row, filtered by status, channel and kind; dead rows can be retried."""
 
     serializer_class = NotificationSerializer

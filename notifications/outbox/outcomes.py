@@ -68,6 +68,7 @@ def record_outcomes(outcomes):
         return set()
     present, won = _still_held(outcomes)
     winners = [o for o in outcomes if o.notification.pk in won]
+    _honour_erasures(winners)
     shapes = {}
     for outcome in winners:
         shapes.setdefault(tuple(sorted(outcome.fields)), []).append(outcome)
@@ -103,6 +104,27 @@ def _still_held(outcomes):
         rows = cursor.fetchall()
     held = {pk for pk, status, claim_token in rows if status == NotificationStatus.SENDING and claim_token in tokens}
     return {pk for pk, _, _ in rows}, held
+
+
+PERSONAL_OUTCOME_FIELDS = ("rendered_subject", "rendered_text", "rendered_html", "last_error")
+
+
+def _honour_erasures(outcomes):
+    """A send in flight when its patient was erased writes its outcome without the message's copy
+    or the error's text (either may quote the patient). Read after _still_held's lock, in a
+    statement of its own, so it sees an erasure that committed while the lock was awaited; an
+    erasure that comes later blanks what this write put."""
+    personal = [o for o in outcomes if "rendered_text" in o.fields or o.fields.get("last_error")]
+    if not personal:
+        return
+    erased = set(
+        _rows()
+        .objects.filter(pk__in=[o.notification.pk for o in personal], patient__erased_at__isnull=False)
+        .values_list("pk", flat=True)
+    )
+    for o in personal:
+        if o.notification.pk in erased:
+            o.fields.update({name: "" for name in PERSONAL_OUTCOME_FIELDS if name in o.fields})
 
 
 def _update_each(columns, outcomes):

@@ -46,7 +46,8 @@ def test_rendering_uses_the_patients_time_zone(make_patient):
     assert "Wednesday 15 January 2031 at 03:30 GMT" in london_text
 
 
-def test_html_part_escapes_names_and_reasons_but_sms_text_is_not_entity_escaped(book, make_patient, twilio):
+def test_html_part_escapes_names_and_reasons_but_sms_text_is_not_entity_escaped(book, make_patient, twilio, settings):
+    settings.NOTIFICATIONS_SHOW_REASON = True  # the reason shown (off by default), to see it escaped
     patient = make_patient(channels=["email", "sms"], name="<script>alert('name')</script>")
     appointment = book(
         patient,
