@@ -36,6 +36,8 @@ def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
             skip_reason = f"patient opted out of {channel}"
         elif not recipient:
             skip_reason = f"patient has no address for {channel}"
+            if _reachable_by_email(patient, channel):
+                skip_reason += BY_EMAIL_INSTEAD
     return Notification.planned(
         appointment=appointment,
         patient=patient,
@@ -46,6 +48,24 @@ def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
         context=context,
         skip_reason=skip_reason,
     )
+
+
+# Said of a text message that cannot be addressed, and what plans its email (_by_email_instead).
+BY_EMAIL_INSTEAD = "; sent by email instead"
+
+
+def _reachable_by_email(patient, channel):
+    return channel in TEXT_CHANNELS and bool(patient.email) and Channel.EMAIL not in patient.opted_out
+
+
+def _by_email_instead(rows, appointment, context):
+    """For each text message that cannot be addressed (no phone), the same message by email at
+    the same time, so that nobody chose a channel and hears nothing. The planned-once key makes
+    it once: an email the patient gets anyway, or one another text row already asked for, is
+    the same row."""
+    wanted = {(row.kind, row.scheduled_for) for row in rows if row.last_error.endswith(BY_EMAIL_INSTEAD)}
+    planned = {(row.kind, row.scheduled_for) for row in rows if row.channel == Channel.EMAIL}
+    return [_row(appointment, kind, Channel.EMAIL, at, context) for kind, at in sorted(wanted - planned)]
 
 
 def _reminder_rows(appointment, now, context):
@@ -64,6 +84,7 @@ def _plan(appointment, notice_kind, occurred_at, with_reminders, previous_starts
     rows = [_row(appointment, notice_kind, channel, notice_at, context) for channel in appointment.patient.channels]
     if with_reminders:
         rows.extend(_reminder_rows(appointment, occurred_at, context))
+    rows.extend(_by_email_instead(rows, appointment, context))
     # The database's uniqueness key drops the rows a replayed event already planned.
     inserted = insert_ignoring_conflicts(rows, returning=("id", "kind", "status"))
     if notice_at > occurred_at:

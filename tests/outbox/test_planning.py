@@ -106,7 +106,7 @@ def test_sms_without_phone_is_skipped_with_reason_and_booking_succeeds(staff_cli
     assert sms_rows.count() == 3  # the confirmation and two reminders
     for row in sms_rows:
         assert row.status == "skipped"
-        assert row.last_error == "patient has no address for sms"
+        assert row.last_error == "patient has no address for sms; sent by email instead"
     assert not Notification.objects.filter(status="failed").exists()
     email_rows = Notification.objects.filter(appointment_id=response.data["id"], channel="email")
     assert {row.status for row in email_rows} == {"pending"}

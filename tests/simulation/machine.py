@@ -27,13 +27,15 @@ from tests.simulation.webhooks import post_inbound, post_status
 from tests.simulation.workers import Worker, WorkerRules
 
 # channels, phone, email ("" for none). An email address outside the patient's channels is
-# where a dead text message falls back to; the last patient has none to fall back to.
+# where a dead (or unaddressable) text message goes instead; the fifth patient has none.
 PATIENTS = [
     (["sms", "email"], "+14155550201", "p1@example.com"),
     (["whatsapp", "email"], "+14155550202", "p2@example.com"),
     (["sms"], "+14155550203", "p3@example.com"),
     (["email", "sms", "whatsapp"], "+14155550204", "p4@example.com"),
     (["whatsapp"], "+14155550205", ""),
+    # No phone for the text channels chosen: its messages go by email instead (issue 24).
+    (["sms", "whatsapp"], "", "p6@example.com"),
 ]
 # Booked this long ahead: within a reminder's reach, between them, and days away.
 BOOK_AHEAD_HOURS = [1.5, 3, 25, 50, 24 * 5]
@@ -132,6 +134,8 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
     @step
     def patient_texts(self, patient, word):
         patient = self.patients[patient]
+        if not patient.phone:
+            return  # no number to text from
         upcoming = Appointment.objects.filter(
             patient=patient, status=AppointmentStatus.SCHEDULED, starts_at__gt=self.clock.now, confirmed_at=None
         ).order_by("starts_at", "pk")
