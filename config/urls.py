@@ -37,6 +37,8 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
+    # Email services' tracking webhooks, verified by anymail: /anymail/<esp>/tracking/.
+    path("anymail/", include("anymail.urls")),
     path("api/auth/token/", SignInView.as_view(), name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",

@@ -227,7 +227,17 @@ def test_smtp_permanent_failure_fails_at_once(book, make_patient, smtp, replies,
     assert row.next_attempt_at is None and row.is_dead
     assert row.error_code == code
     assert "SMTP " + code in row.last_error
-    # An email that failed for good has nothing to fall back to.
+    # An email that failed for good goes once by SMS to the patient's phone (issue 29).
+    (fallback,) = Notification.objects.filter(fallback_for=row)
+    assert (fallback.channel, fallback.recipient) == ("sms", row.patient.phone)
+
+
+def test_smtp_permanent_failure_without_a_phone_has_nothing_to_fall_back_to(book, make_patient, smtp):
+    smtp(RCPT="550 5.1.1 No such user here")
+
+    row = send_email_confirmation(book, make_patient, phone="")
+
+    assert row.is_dead
     assert not Notification.objects.filter(fallback_for=row).exists()
 
 
