@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from . import services
 from .horizon import check_horizon
-from .models import Appointment, Location, Patient, Provider
+from .models import Appointment, Clinic, Location, Patient, Provider
 
 
 class PatientAdminForm(forms.ModelForm):
@@ -93,3 +93,17 @@ class AppointmentAdmin(admin.ModelAdmin):
             for name in ("patient", "provider", "starts_at", "duration_minutes", "location", "reason")
         }
         obj.pk = services.book(**fields).pk
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):
+    """The clinic's one record: added once, then edited, never deleted (emails name it)."""
+
+    list_display = ["name", "phone", "updated_at"]
+    fields = ["name", "phone", "address", "logo_url", "website"]
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not Clinic.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

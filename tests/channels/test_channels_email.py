@@ -128,7 +128,7 @@ def test_email_has_text_body_html_alternative_and_subject_naming_the_provider(bo
     (html, mimetype), (_, calendar_mimetype) = email.alternatives
     assert mimetype == "text/html"
     assert calendar_mimetype == "text/calendar; method=REQUEST"
-    assert "<p>Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
+    assert ">Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
     assert email.extra_headers["Message-ID"].strip("<>") == row.provider_message_id
 
 
