@@ -1,6 +1,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.db import models
 
 from . import services
 from .horizon import check_horizon
@@ -101,6 +102,7 @@ class ClinicAdmin(admin.ModelAdmin):
 
     list_display = ["name", "phone", "updated_at"]
     fields = ["name", "phone", "address", "logo_url", "website"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a logo in an email is https
 
     def has_add_permission(self, request):
         return super().has_add_permission(request) and not Clinic.objects.exists()

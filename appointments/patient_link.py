@@ -33,7 +33,9 @@ ACTIONS = ("confirm", "cancel")
 @require_http_methods(["GET", "HEAD", "POST"])
 def appointment_link(request, token):
     if _over_limit(request, token):
-        return render(request, "appointments/link_limited.html", status=429, headers={"Retry-After": "60"})
+        response = render(request, "appointments/link_limited.html", status=429)
+        response["Retry-After"] = "60"
+        return response
     appointment = appointment_for(token)
     if appointment is None:
         return render(request, "appointments/link_not_found.html", status=404)
