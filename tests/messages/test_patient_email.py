@@ -150,3 +150,28 @@ def test_staff_keep_the_clinic_as_one_record_in_the_admin(admin_client, book, ma
     assert admin_client.get("/admin/appointments/clinic/add/").status_code == 403  # one clinic
     assert admin_client.post("/admin/appointments/clinic/1/delete/", {"post": "yes"}).status_code == 403
     assert "Quay Clinic" in render(row_of(book(make_patient(channels=["email"])))).html
+
+
+def _luminance(hex_colour):
+    channels = [int(hex_colour[i : i + 2], 16) / 255 for i in (0, 2, 4)]
+    linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in channels]
+    return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+
+def _contrast(a, b):
+    light, dark = sorted((_luminance(a), _luminance(b)), reverse=True)
+    return (light + 0.05) / (dark + 0.05)
+
+
+def test_every_text_colour_of_the_email_reads_against_its_background_wcag_aa(book, make_patient):
+    import re
+
+    html = render(row_of(book(make_patient(channels=["email"])))).html
+    text_colours = set(re.findall(r"(?<![-\w])color:#([0-9a-f]{6})", html))
+
+    assert text_colours
+    for colour in text_colours - {"ffffff"}:
+        assert _contrast(colour, "ffffff") >= 4.5, colour
+        assert _contrast(colour, "f4f6f8") >= 4.5, colour
+    # White text sits only on the Confirm button's green.
+    assert _contrast("ffffff", "0b5d1e") >= 4.5
