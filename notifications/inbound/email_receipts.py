@@ -36,6 +36,9 @@ DELIVERY_STATUS = {
 UNDELIVERABLE = ("bounced", "rejected")
 # Events that say the message will never arrive: it goes once by a text channel.
 NOT_DELIVERED = ("bounced", "rejected", "failed")
+# Reasons that blame the sender or the way, not the address (an ISP blocking the clinic's
+# domain, a message that timed out): the message falls back, the address stays usable.
+NOT_THE_ADDRESS = ("blocked", "timed_out")
 # Events in which the patient says: no more email.
 OPT_OUT = ("complained", "unsubscribed")
 
@@ -84,7 +87,7 @@ def apply_email_event(*, esp_name, event_type, message_id, event_id=None, reject
         updated = Notification.objects.filter(channel=Channel.EMAIL).record_delivery_status(
             message_id, status, (reject_reason or "")[:16]
         )
-    if event_type in UNDELIVERABLE:
+    if event_type in UNDELIVERABLE and reject_reason not in NOT_THE_ADDRESS:
         mark_undeliverable(row, event_type, reject_reason, description, esp_name)
     if event_type in NOT_DELIVERED:
         # plan_fallback refuses a second fallback of a row, so a repeated event adds none.

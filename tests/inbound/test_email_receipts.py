@@ -283,3 +283,14 @@ def test_a_text_message_does_not_fall_back_to_an_undeliverable_email(client, boo
 
     # The SMS dies: its email fallback would go to the address that bounced, so none is planned.
     assert plan_fallback(Notification.objects.select_related("patient").get(pk=sms.pk)) is None
+
+
+def test_a_block_of_the_clinics_mail_falls_back_but_leaves_the_address_usable(client, book, make_patient):
+    row = sent_email(book, make_patient, phone="+14155550126")
+
+    postmark(client, postmark_bounce(row.provider_message_id, row.recipient, bounce_type="Blocked"))
+
+    row.refresh_from_db()
+    assert (row.delivery_status, row.delivery_error_code) == ("failed", "blocked")
+    assert not UndeliverableAddress.objects.exists()
+    assert Notification.objects.get(fallback_for=row).channel == "sms"
