@@ -1,7 +1,7 @@
 """Screenshots of what a patient sees, for docs/, taken in headless Chromium driven by selenium:
 the booking confirmation email (email-confirmation-360.png, email-confirmation-1280.png) and
 the appointment's page its buttons open (patient-link-360.png, patient-link-1280.png), each at a
-phone's width and a desktop's. `.venv/bin/python scripts/patient_screenshots.py`
+phone's width and a desktop's, then the page after pressing Confirm (patient-link-confirmed-360.png). `.venv/bin/python scripts/patient_screenshots.py`
 
 Runs the service's own web server on a free loopback port over a throwaway SQLite database;
 needs chromium and chromedriver (Debian: apt-get install chromium chromium-driver)."""
@@ -92,11 +92,26 @@ def shoot(pages):
                 height = driver.execute_script("return document.documentElement.scrollHeight")
                 driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics | {"height": height})
                 time.sleep(0.2)
-                DOCS.mkdir(exist_ok=True)
-                driver.save_screenshot(str(DOCS / f"{name}-{width}.png"))
-                print(f"docs/{name}-{width}.png")
+                save(driver, f"{name}-{width}.png")
+        # In the browser, as a patient does: Confirm posts the form (with its CSRF token), the
+        # page comes back saying so.
+        from selenium.webdriver.common.by import By
+        from selenium.webdriver.support.ui import WebDriverWait
+
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", metrics | {"width": 360, "height": 800})
+        driver.get(pages["patient-link"])
+        driver.find_element(By.CSS_SELECTOR, "button[value=confirm]").click()
+        WebDriverWait(driver, 15).until(lambda d: "done=confirm" in d.current_url)
+        assert "your appointment is confirmed" in driver.page_source, driver.page_source[:2000]
+        save(driver, "patient-link-confirmed-360.png")
     finally:
         driver.quit()
+
+
+def save(driver, name):
+    DOCS.mkdir(exist_ok=True)
+    driver.save_screenshot(str(DOCS / name))
+    print(f"docs/{name}")
 
 
 if __name__ == "__main__":
