@@ -70,11 +70,10 @@ def render(notification):
     stored = stored_templates(notification.channel, notification.kind, language)
     with translation.override(language):
         context = message_context(notification.context, language) | clinic_identity()
-        if notification.channel == Channel.EMAIL or _sms_link(notification):
-            context["action_url"] = link_for(notification.appointment_id)
-        parts = render_parts(notification.channel, notification.kind, context, stored)
-    if _sms_link(notification):
-        parts["text"] = with_link(parts["text"], context["action_url"])
+        link = link_for(notification.appointment_id) if link_wanted(notification.channel, notification.kind) else ""
+        parts = render_parts(notification.channel, notification.kind, context | {"action_url": link}, stored)
+    if link and notification.channel == Channel.SMS:
+        parts["text"] = with_link(parts["text"], link)
     calendar = invitation(notification) if notification.channel == Channel.EMAIL else None
     if calendar:
         parts["calendar_method"], parts["calendar"] = calendar
@@ -84,13 +83,12 @@ def render(notification):
     return Message(**parts)
 
 
-def _sms_link(notification):
-    # Not for a cancellation: nothing is left to confirm or cancel.
-    return (
-        settings.NOTIFICATIONS_SMS_LINKS
-        and notification.channel == Channel.SMS
-        and notification.kind != NotificationKind.CANCELLATION
-    )
+def link_wanted(channel, kind):
+    """Whether a message carries the appointment's link: every email, and text messages where
+    the clinic turns it on (not a cancellation: nothing is left to confirm or cancel)."""
+    if channel == Channel.EMAIL:
+        return True
+    return settings.NOTIFICATIONS_SMS_LINKS and channel == Channel.SMS and kind != NotificationKind.CANCELLATION
 
 
 def with_link(text, url):

@@ -175,3 +175,17 @@ def test_every_text_colour_of_the_email_reads_against_its_background_wcag_aa(boo
         assert _contrast(colour, "f4f6f8") >= 4.5, colour
     # White text sits only on the Confirm button's green.
     assert _contrast("ffffff", "0b5d1e") >= 4.5
+
+
+def test_the_template_preview_counts_the_sms_link(staff_client, settings):
+    body = {"channel": "sms", "kind": "reminder", "language": "en", "text": "{{ clinic_name }}: see you {{ date }}."}
+    without = staff_client.post("/api/templates/preview/", body, format="json").data
+
+    settings.NOTIFICATIONS_SMS_LINKS = True
+    with_the_link = staff_client.post("/api/templates/preview/", body, format="json").data
+
+    assert without["text"].startswith("The Clinic: see you")
+    assert with_the_link["text"].startswith(without["text"] + "\n" + settings.SITE_URL + "/a/")
+    assert with_the_link["characters"] > without["characters"] + 50
+    email = staff_client.post("/api/templates/preview/", body | {"channel": "email"}, format="json").data
+    assert email["html"].count(settings.SITE_URL + "/a/") == 2
