@@ -189,3 +189,16 @@ def test_the_template_preview_counts_the_sms_link(staff_client, settings):
     assert with_the_link["characters"] > without["characters"] + 50
     email = staff_client.post("/api/templates/preview/", body | {"channel": "email"}, format="json").data
     assert email["html"].count(settings.SITE_URL + "/a/") == 2
+
+
+@pytest.mark.parametrize("kind", ["booking_confirmation", "reminder", "reschedule", "cancellation"])
+@pytest.mark.parametrize("language", ["en", "es"])
+def test_shipped_sms_wording_with_its_link_fits_the_segment_limit(settings, language, kind):
+    from notifications.messages.preview import render_preview
+
+    settings.NOTIFICATIONS_SMS_LINKS = True
+    settings.SITE_URL = "https://notifications.example-clinic.org"
+
+    preview = render_preview("sms", kind, language, {})
+
+    assert preview["segments"] <= settings.NOTIFICATIONS_SMS_MAX_SEGMENTS
