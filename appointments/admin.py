@@ -1,10 +1,11 @@
 from django import forms
 from django.conf import settings
 from django.contrib import admin
+from django.db import models
 
 from . import services
 from .horizon import check_horizon
-from .models import Appointment, Location, Patient, Provider
+from .models import Appointment, Clinic, Location, Patient, Provider
 from .trail import PatientDataPages
 
 
@@ -95,3 +96,18 @@ class AppointmentAdmin(PatientDataPages, admin.ModelAdmin):
             for name in ("patient", "provider", "starts_at", "duration_minutes", "location", "reason")
         }
         obj.pk = services.book(**fields).pk
+
+
+@admin.register(Clinic)
+class ClinicAdmin(admin.ModelAdmin):
+    """The clinic's one record: added once, then edited, never deleted (emails name it)."""
+
+    list_display = ["name", "phone", "updated_at"]
+    fields = ["name", "phone", "address", "logo_url", "website"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}  # a logo in an email is https
+
+    def has_add_permission(self, request):
+        return super().has_add_permission(request) and not Clinic.objects.exists()
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -190,3 +190,31 @@ class PatientChange(models.Model):
 
     def __str__(self):
         return f"{self.patient} {self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class Clinic(models.Model):
+    """The clinic's identity as patients see it (emails, the appointment's page): one record,
+    edited by staff in the admin; until they do, the name is CLINIC_NAME's."""
+
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=32, blank=True, help_text="As patients should dial it, e.g. +44 20 7946 0000")
+    address = models.TextField(blank=True, help_text="The postal address, as it should appear in emails")
+    logo_url = models.URLField(blank=True, help_text="An https image URL for emails (optional)")
+    website = models.URLField(blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "clinic"
+
+    def __str__(self):
+        return self.name
+
+    def save(self, *args, **kwargs):
+        self.pk = 1  # one clinic: the singleton's row
+        super().save(*args, **kwargs)
+
+    @classmethod
+    def current(cls):
+        """The clinic's record (made from CLINIC_NAME the first time it is asked for)."""
+        clinic = cls.objects.filter(pk=1).first()
+        return clinic or cls(pk=1, name=settings.CLINIC_NAME)

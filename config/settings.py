@@ -1,6 +1,7 @@
 """Settings, read from the environment (12-factor). Every variable is optional: the defaults
 are the embedded ones (SQLite under var/, Redis on loopback, console email and SMS)."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -410,3 +411,17 @@ LOGGING = {
     # The twilio client logs every request's URL and headers at INFO; urllib3 logs URLs at DEBUG.
     "loggers": {"twilio.http_client": {"level": "WARNING"}, "urllib3": {"level": "INFO"}},
 }
+
+# Email through an email service (issue 29): EMAIL_BACKEND=anymail.backends.<esp>.EmailBackend,
+# and every ANYMAIL_<NAME> environment variable becomes anymail's <NAME> setting (e.g.
+# ANYMAIL_POSTMARK_SERVER_TOKEN, ANYMAIL_MAILGUN_API_KEY, ANYMAIL_WEBHOOK_SECRET=user:pass for the
+# tracking webhooks' basic auth, ANYMAIL_MAILGUN_WEBHOOK_SIGNING_KEY).
+INSTALLED_APPS += ["anymail"]
+ANYMAIL = {name.removeprefix("ANYMAIL_"): value for name, value in os.environ.items() if name.startswith("ANYMAIL_")}
+
+# Links a patient acts on (/a/{token}/): the service's public base URL, without a trailing slash
+# (emails are read elsewhere, so their links are absolute), and whether text messages carry one.
+SITE_URL = env_str("SITE_URL", "http://localhost:8000").rstrip("/")
+NOTIFICATIONS_SMS_LINKS = env_bool("NOTIFICATIONS_SMS_LINKS", False)
+# Requests to /a/{token}/ per token and per client address, each per minute.
+APPOINTMENT_LINK_RATE_PER_MINUTE = env_int("APPOINTMENT_LINK_RATE_PER_MINUTE", 20)

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts.views import SignInView, admin_login
+from appointments.patient_link import appointment_link
 from appointments.records import LocationViewSet, ProviderViewSet
 from appointments.views import AppointmentViewSet, PatientViewSet
 from config.errors import api_not_found
@@ -66,6 +67,10 @@ urlpatterns = [
     path("webhooks/twilio/status/", twilio_status, name="twilio-status"),
     path("webhooks/twilio/inbound/", twilio_inbound, name="twilio-inbound"),
     path("api-auth/", include(api_auth)),
+    # Email services' tracking webhooks, verified by anymail: /anymail/<esp>/tracking/.
+    path("anymail/", include("anymail.urls")),
+    # The page a patient's link opens (appointments/links.py): no sign-in, the token is the key.
+    path("a/<str:token>/", appointment_link, name="appointment-link"),
     path("api/auth/token/", SignInView.as_view(), name="api-token"),
     path(
         "api/appointments/<int:pk>/notifications/",

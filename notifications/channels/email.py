@@ -59,6 +59,10 @@ class EmailChannel(Channel):
             raise _smtp_error(exc.smtp_code, exc.smtp_error) from exc
         except (TimeoutError, smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP: {exc}", permanent=False) from exc
+        # An email service through anymail knows the message by its own id (its webhooks name it).
+        status = getattr(email, "anymail_status", None)
+        if status is not None and status.message_id is not None:
+            return str(status.message_id).strip("<>")
         return message_id.strip("<>")
 
 

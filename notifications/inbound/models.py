@@ -13,7 +13,8 @@ class DeliveryReceipt(models.Model):
     notification = models.ForeignKey(
         "notifications.Notification", null=True, blank=True, on_delete=models.SET_NULL, related_name="receipts"
     )
-    message_sid = models.CharField(max_length=34)
+    # Twilio's MessageSid, or an email service's message id (anymail's tracking events).
+    message_sid = models.CharField(max_length=255)
     status = models.CharField(max_length=32)
     error_code = models.CharField(max_length=16, blank=True)
     # Twilio's I-Twilio-Idempotency-Token: the same token again is the same callback retried.

@@ -25,7 +25,7 @@ DELIVERED = (DeliveryStatus.DELIVERED, DeliveryStatus.READ)
 def apply_receipt(message_sid, status, error_code="", notification_id=None, idempotency_token=""):
     """Apply one status callback; returns "repeated" (the same callback again, nothing done),
     "updated" (a row's delivery status moved) or "unchanged"."""
-    if not _first_time(message_sid, status, error_code, notification_id, idempotency_token):
+    if not keep_receipt(message_sid, status, error_code, notification_id, idempotency_token):
         return "repeated"
     if status not in DELIVERY_RANK:
         # Twilio adds statuses from time to time; refusing one would only make it retry.
@@ -51,8 +51,9 @@ def apply_receipt(message_sid, status, error_code="", notification_id=None, idem
     return "updated" if updated else "unchanged"
 
 
-def _first_time(message_sid, status, error_code, notification_id, idempotency_token):
-    """Keep the receipt; False when its idempotency token was seen before."""
+def keep_receipt(message_sid, status, error_code, notification_id, idempotency_token):
+    """Keep the receipt (Twilio's, or an email service's event); False when its idempotency
+    token was seen before."""
     known = notification_id is not None and Notification.objects.filter(pk=notification_id).exists()
     try:
         with transaction.atomic():

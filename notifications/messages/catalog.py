@@ -12,7 +12,10 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Count, Max
+from django.db.models.signals import post_save
+from django.dispatch import receiver
 from django.template import TemplateSyntaxError
 
 from notifications.messages.sandbox import compile_sandboxed
@@ -23,6 +26,7 @@ _lock = threading.Lock()
 _compiled = None  # {(channel, kind, language): {part: Template}}; None until first loaded
 _version = None
 _checked_at = float("-inf")
+_clinic = None  # the clinic's identity (appointments' Clinic) as a dict; None until loaded
 
 
 def compile_part(source):
@@ -42,7 +46,7 @@ def stored_templates(channel, kind, language):
 def refresh(force=False):
     """Reload the templates if they changed since the last look, looking at most every
     NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS unless forced."""
-    global _compiled, _version, _checked_at
+    global _compiled, _version, _checked_at, _clinic
     from notifications.messages.models import MessageTemplate
 
     recently = time.monotonic() - _checked_at < settings.NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS
@@ -54,7 +58,29 @@ def refresh(force=False):
         if _compiled is None or version != _version:
             _compiled = {_key(row): _compile(row) for row in MessageTemplate.objects.all()}
             _version = version
+        _clinic = _load_clinic()
         _checked_at = time.monotonic()
+
+
+def clinic_identity():
+    """The clinic's name, phone, address and logo as staff keep them in the admin, read with the
+    templates (at most every NOTIFICATIONS_TEMPLATE_REFRESH_SECONDS), not per message."""
+    if _clinic is None:
+        refresh(force=True)
+    return _clinic
+
+
+def _load_clinic():
+    from appointments.models import Clinic
+
+    clinic = Clinic.current()
+    return {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "clinic_address": clinic.address,
+        "clinic_logo_url": clinic.logo_url,
+        "clinic_website": clinic.website,
+    }
 
 
 def _key(row):
@@ -79,5 +105,13 @@ def forget():
     """After this process changed a template: its next use reloads them all. Called at once
     (later reads in the same transaction see the change) and again on commit (a reload by
     another thread in between saw the old rows)."""
-    global _compiled
+    global _compiled, _clinic
     _compiled = None
+    _clinic = None
+
+
+@receiver(post_save, sender="appointments.Clinic", dispatch_uid="notifications.messages.catalog.clinic")
+def _clinic_changed(**kwargs):
+    # As a template's save: at once, and again on commit (a reload in between saw the old row).
+    forget()
+    transaction.on_commit(forget)

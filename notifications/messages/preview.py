@@ -5,9 +5,10 @@ from datetime import UTC, datetime
 from django.conf import settings
 from django.utils import translation
 
+from appointments.links import link_for
 from appointments.models import Appointment, Patient
 from notifications.channels.choices import Channel
-from notifications.messages.rendering import message_context, render_parts
+from notifications.messages.rendering import link_wanted, message_context, render_parts, with_link
 from notifications.messages.segments import count_segments
 from notifications.messages.snapshot import snapshot
 
@@ -42,8 +43,13 @@ def render_preview(channel, kind, language, stored, appointment=None):
     standing in for the clinic's saved ones; for SMS and WhatsApp also the characters, the
     encoding and the segments the text takes."""
     context = preview_snapshot(language, appointment)
+    # The sample's link is as long as a real one (appointment 0 exists nowhere: its page is a 404).
+    link = link_for(appointment.pk if appointment is not None else 0) if link_wanted(channel, kind) else ""
     with translation.override(language):
-        parts = render_parts(channel, kind, message_context(context, language), stored)
+        context = message_context(context, language) | {"action_url": link}
+        parts = render_parts(channel, kind, context, stored)
+    if link and channel == Channel.SMS:
+        parts["text"] = with_link(parts["text"], link)
     result = {"subject": parts.get("subject", ""), "text": parts["text"], "html": parts.get("html", "")}
     if channel in (Channel.SMS, Channel.WHATSAPP):
         count = count_segments(parts["text"])

@@ -21,9 +21,10 @@ from django.utils import dateformat, translation
 from django.utils.autoreload import file_changed
 from django.utils.translation import pgettext
 
+from appointments.links import link_for
 from notifications.channels import DeliveryError, Message
 from notifications.channels.choices import Channel
-from notifications.messages.catalog import stored_templates
+from notifications.messages.catalog import clinic_identity, stored_templates
 from notifications.messages.invitations import invitation
 from notifications.messages.kinds import NotificationKind
 from notifications.messages.languages import message_language
@@ -68,8 +69,11 @@ def render(notification):
     language = message_language(notification.context)
     stored = stored_templates(notification.channel, notification.kind, language)
     with translation.override(language):
-        context = message_context(notification.context, language)
-        parts = render_parts(notification.channel, notification.kind, context, stored)
+        context = message_context(notification.context, language) | clinic_identity()
+        link = link_for(notification.appointment_id) if link_wanted(notification.channel, notification.kind) else ""
+        parts = render_parts(notification.channel, notification.kind, context | {"action_url": link}, stored)
+    if link and notification.channel == Channel.SMS:
+        parts["text"] = with_link(parts["text"], link)
     calendar = invitation(notification) if notification.channel == Channel.EMAIL else None
     if calendar:
         parts["calendar_method"], parts["calendar"] = calendar
@@ -77,6 +81,24 @@ def render(notification):
         parts["variables"] = {str(n): str(context.get(name, "")) for n, name in enumerate(CONTENT_VARIABLES, 1)}
     refuse_unsendable(parts, f"{notification.channel} {notification.kind} in {language!r}")
     return Message(**parts)
+
+
+def link_wanted(channel, kind):
+    """Whether a message carries the appointment's link: every email, and text messages where
+    the clinic turns it on (not a cancellation: nothing is left to confirm or cancel)."""
+    if channel == Channel.EMAIL:
+        return True
+    return settings.NOTIFICATIONS_SMS_LINKS and channel == Channel.SMS and kind != NotificationKind.CANCELLATION
+
+
+def with_link(text, url):
+    """A text message with the appointment's link as its last line, shortening the words (never
+    the link) to stay within TEXT_LIMIT. The link is plain ASCII of GSM-7's alphabet: it adds
+    about one segment and never turns the message into UCS-2."""
+    budget = TEXT_LIMIT - len(url) - 1
+    if len(text) > budget:
+        text = text[: budget - 1] + "…"
+    return f"{text}\n{url}"
 
 
 def refuse_unsendable(parts, which):

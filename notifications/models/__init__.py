@@ -17,6 +17,7 @@ from notifications.outbox.models import (
     NotificationKind,
     NotificationStatus,
 )
+from notifications.outbox.undeliverable import UndeliverableAddress
 
 __all__ = [
     "DEAD",
@@ -33,4 +34,5 @@ __all__ = [
     "NotificationAttempt",
     "NotificationKind",
     "NotificationStatus",
+    "UndeliverableAddress",
 ]

@@ -3,10 +3,11 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 
 from notifications.outbox.models import Channel, Notification, NotificationStatus
+from notifications.outbox.undeliverable import UndeliverableAddress
 
 
 def counts_by_status_and_channel(queryset):
@@ -72,3 +73,14 @@ def dashboard_figures(hours=24, dead_rows=50):
         "dead_count": dead.count(),
         "dead": list(dead.select_related("patient").order_by("-died_at", "-id")[:dead_rows]),
     }
+
+
+def undeliverable_addresses():
+    """The console's needs-attention list of email addresses an email service reported dead (a
+    bounce, a rejection) that are still the patient's address: staff ask the patient for a new
+    one, and a changed address drops off the list."""
+    return (
+        UndeliverableAddress.objects.filter(address=F("patient__email"))
+        .select_related("patient", "notification")
+        .order_by("-since", "-id")
+    )

@@ -19,12 +19,14 @@ from notifications.messages.catalog import refresh as refresh_templates
 from notifications.messages.rendering import render
 from notifications.outbox import writes
 from notifications.outbox.models import (
+    Channel,
     Notification,
     NotificationKind,
     NotificationStatus,
     record_send_starts,
 )
 from notifications.outbox.ratelimit import take_token, token_interval
+from notifications.outbox.undeliverable import is_undeliverable
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +260,9 @@ def reason_not_to_send(notification):
     appointment = notification.appointment
     if notification.channel in notification.patient.opted_out:
         return f"patient opted out of {notification.channel}"
+    if notification.channel == Channel.EMAIL and is_undeliverable(notification.patient_id, notification.recipient):
+        # Planned before an email service reported the address dead (a bounce, a rejection).
+        return "email address reported undeliverable"
     if appointment.status == AppointmentStatus.CANCELLED and notification.kind != NotificationKind.CANCELLATION:
         return "appointment cancelled"
     if notification.context.get("sequence", appointment.sequence) < appointment.sequence:

@@ -14,6 +14,7 @@ from notifications.outbox.dispatch import enqueue_on_commit
 from notifications.outbox.models import Channel, Notification, NotificationKind, NotificationStatus
 from notifications.outbox.quiet_hours import adjust_reminders
 from notifications.outbox.raw_sql import insert_ignoring_conflicts
+from notifications.outbox.undeliverable import is_undeliverable
 
 
 def reminder_times(starts_at, schedule=None):
@@ -38,6 +39,8 @@ def _row(appointment, kind, channel, scheduled_for, context, skip_reason=""):
             skip_reason = f"patient has no address for {channel}"
             if _reachable_by_email(patient, channel):
                 skip_reason += BY_EMAIL_INSTEAD
+        elif channel == Channel.EMAIL and is_undeliverable(patient.pk, recipient):
+            skip_reason = "email address reported undeliverable"
     return Notification.planned(
         appointment=appointment,
         patient=patient,
@@ -55,7 +58,12 @@ BY_EMAIL_INSTEAD = "; sent by email instead"
 
 
 def _reachable_by_email(patient, channel):
-    return channel in TEXT_CHANNELS and bool(patient.email) and Channel.EMAIL not in patient.opted_out
+    return (
+        channel in TEXT_CHANNELS
+        and bool(patient.email)
+        and Channel.EMAIL not in patient.opted_out
+        and not is_undeliverable(patient.pk, patient.email)
+    )
 
 
 def _by_email_instead(rows, appointment, context):
@@ -128,15 +136,40 @@ def plan_cancellation(appointment, occurred_at):
     _plan(appointment, NotificationKind.CANCELLATION, occurred_at, with_reminders=False)
 
 
+def fallback_channel(failed):
+    """The channel a message that failed for good on `failed.channel` goes by instead, or None:
+    a text message goes by email, an email (bounced, rejected, refused) by the first text
+    channel the patient chose, else by SMS, when they have a phone; never to an address the patient opted out of
+    or an email service reported undeliverable."""
+    patient = failed.patient
+    if failed.channel in TEXT_CHANNELS:
+        candidates = [Channel.EMAIL]
+    elif failed.channel == Channel.EMAIL:
+        # The text channels the patient chose, else SMS to the phone they gave (a chosen one
+        # already carries this message: the planned-once key then refuses the fallback).
+        candidates = [channel for channel in TEXT_CHANNELS if channel in patient.channels] or [Channel.SMS]
+    else:
+        return None
+    for channel in candidates:
+        address = address_for(patient, channel)
+        if not address or channel in patient.opted_out:
+            continue
+        if channel == Channel.EMAIL and is_undeliverable(patient.pk, address):
+            continue
+        return channel
+    return None
+
+
 def plan_fallback(failed):
-    """An SMS or WhatsApp message that failed for good goes by email instead, as its own row,
-    unless the patient has no usable email or the message already goes by email: the
-    planned-once key refuses a second email of the same message (another channel's fallback
-    included, even when two workers race), and fallback_for a second fallback of one row.
-    The email describes the appointment as it is now (a late receipt can come after a move);
+    """A message that failed for good goes once by another channel (fallback_channel), as its
+    own row: the planned-once key refuses a second message of the same kind and time on that
+    channel (another row's fallback, or the patient's own row on it, included, even when two
+    workers race), and fallback_for a second fallback of one row.
+    The fallback describes the appointment as it is now (a late receipt can come after a move);
     for one cancelled or past since, it is kept skipped, with why."""
     patient = failed.patient
-    if failed.channel not in TEXT_CHANNELS or not patient.email or Channel.EMAIL in patient.opted_out:
+    channel = fallback_channel(failed)
+    if channel is None:
         return None
     appointment = Appointment.objects.filter(pk=failed.appointment_id).first()
     if appointment is None:  # deleted in the admin meanwhile: nothing to tell
@@ -156,9 +189,9 @@ def plan_fallback(failed):
                 appointment_id=failed.appointment_id,
                 patient=patient,
                 kind=failed.kind,
-                channel=Channel.EMAIL,
+                channel=channel,
                 scheduled_for=failed.scheduled_for,
-                recipient=patient.email,
+                recipient=address_for(patient, channel),
                 context=context,
             )
             fallback.save(force_insert=True)

@@ -129,7 +129,7 @@ def test_email_has_text_body_html_alternative_and_subject_naming_the_provider(bo
     (html, mimetype), (_, calendar_mimetype) = email.alternatives
     assert mimetype == "text/html"
     assert calendar_mimetype == "text/calendar; method=REQUEST"
-    assert "<p>Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
+    assert ">Dear Grace Hopper,</p>" in html and "Dr. Ada Lovelace" in html
     assert email.extra_headers["Message-ID"].strip("<>") == row.provider_message_id
 
 
@@ -228,7 +228,17 @@ def test_smtp_permanent_failure_fails_at_once(book, make_patient, smtp, replies,
     assert row.next_attempt_at is None and row.is_dead
     assert row.error_code == code
     assert "SMTP " + code in row.last_error
-    # An email that failed for good has nothing to fall back to.
+    # An email that failed for good goes once by SMS to the patient's phone (issue 29).
+    (fallback,) = Notification.objects.filter(fallback_for=row)
+    assert (fallback.channel, fallback.recipient) == ("sms", row.patient.phone)
+
+
+def test_smtp_permanent_failure_without_a_phone_has_nothing_to_fall_back_to(book, make_patient, smtp):
+    smtp(RCPT="550 5.1.1 No such user here")
+
+    row = send_email_confirmation(book, make_patient, phone="")
+
+    assert row.is_dead
     assert not Notification.objects.filter(fallback_for=row).exists()
 
 

@@ -1,0 +1,97 @@
+"""An email service's tracking events, as django-anymail verifies and normalizes them (its
+webhooks at /anymail/<esp>/tracking/), applied as Twilio's receipts are: the row's delivery
+status moves up only (DELIVERY_RANK), a repeated or late event changes nothing; a bounce or a
+rejection marks the address undeliverable and sends the message once by a text channel; a
+complaint or an unsubscribe opts the patient out of email."""
+
+import logging
+
+from anymail.signals import tracking
+from django.db import transaction
+from django.dispatch import receiver
+
+from notifications.inbound.receipts import keep_receipt
+from notifications.outbox.consent import set_opted_out
+from notifications.outbox.models import Channel, DeliveryStatus, Notification
+from notifications.outbox.planning import plan_fallback
+from notifications.outbox.undeliverable import mark_undeliverable
+
+logger = logging.getLogger(__name__)
+
+# anymail's event type → the row's delivery status (Twilio's words, which the ranking knows).
+DELIVERY_STATUS = {
+    "queued": DeliveryStatus.QUEUED,
+    "deferred": DeliveryStatus.SENDING,  # the ESP keeps trying: not an outcome yet
+    "sent": DeliveryStatus.SENT,
+    "delivered": DeliveryStatus.DELIVERED,
+    "autoresponded": DeliveryStatus.DELIVERED,  # an auto-reply proves the mailbox took it
+    "complained": DeliveryStatus.DELIVERED,  # it arrived: the reader marked it as spam
+    "bounced": DeliveryStatus.UNDELIVERED,
+    "rejected": DeliveryStatus.FAILED,
+    "failed": DeliveryStatus.FAILED,
+    "opened": DeliveryStatus.READ,
+    "clicked": DeliveryStatus.READ,
+}
+# Events that say the address itself is dead, not this one message.
+UNDELIVERABLE = ("bounced", "rejected")
+# Events that say the message will never arrive: it goes once by a text channel.
+NOT_DELIVERED = ("bounced", "rejected", "failed")
+# Reasons that blame the sender or the way, not the address (an ISP blocking the clinic's
+# domain, a message that timed out): the message falls back, the address stays usable.
+NOT_THE_ADDRESS = ("blocked", "timed_out")
+# Events in which the patient says: no more email.
+OPT_OUT = ("complained", "unsubscribed")
+
+
+# Postmark's bounces that anymail calls `bounced` though the mailbox may yet take the message.
+POSTMARK_TEMPORARY = ("SoftBounce", "Transient", "DnsError")
+
+
+@receiver(tracking, dispatch_uid="notifications.inbound.email_receipts")
+def on_tracking_event(sender, event, esp_name, **kwargs):
+    event_type = event.event_type
+    if esp_name == "Postmark" and isinstance(event.esp_event, dict):
+        if event_type == "bounced" and event.esp_event.get("Type") in POSTMARK_TEMPORARY:
+            event_type = "deferred"
+    apply_email_event(
+        esp_name=esp_name,
+        event_type=event_type,
+        message_id=event.message_id,
+        event_id=event.event_id,
+        reject_reason=event.reject_reason,
+        description=event.description or event.mta_response or "",
+    )
+
+
+@transaction.atomic
+def apply_email_event(*, esp_name, event_type, message_id, event_id=None, reject_reason=None, description=""):
+    """Apply one tracking event; returns "repeated", "updated", "unchanged" or "unknown"."""
+    message_id = str(message_id or "").strip("<>")
+    if not message_id:
+        logger.info("%s %s event without a message id", esp_name, event_type)
+        return "unknown"
+    row = (
+        Notification.objects.filter(channel=Channel.EMAIL, provider_message_id=message_id)
+        .select_related("patient")
+        .first()
+    )
+    token = f"{esp_name}:{event_id}" if event_id else ""
+    if not keep_receipt(message_id, event_type, reject_reason or "", row.pk if row else None, token):
+        return "repeated"
+    if row is None:
+        logger.info("%s %s event for unknown message %s", esp_name, event_type, message_id)
+        return "unknown"
+    status = DELIVERY_STATUS.get(event_type)
+    updated = 0
+    if status is not None:
+        updated = Notification.objects.filter(channel=Channel.EMAIL).record_delivery_status(
+            message_id, status, (reject_reason or "")[:16]
+        )
+    if event_type in UNDELIVERABLE and reject_reason not in NOT_THE_ADDRESS:
+        mark_undeliverable(row, event_type, reject_reason, description, esp_name)
+    if event_type in NOT_DELIVERED:
+        # plan_fallback refuses a second fallback of a row, so a repeated event adds none.
+        plan_fallback(row)
+    if event_type in OPT_OUT:
+        set_opted_out([row.patient_id], Channel.EMAIL, True)
+    return "updated" if updated else "unchanged"
