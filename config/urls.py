@@ -9,6 +9,7 @@ from appointments.views import AppointmentViewSet, PatientViewSet
 from config.errors import api_not_found
 from config.health import healthz
 from config.text_fields import refuse_numbers_as_text
+from integrations.api import WebhookEndpointViewSet
 from notifications.inbound.webhooks import twilio_inbound, twilio_status
 from notifications.messages.api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
 from notifications.operations.dashboard import dashboard
@@ -28,6 +29,7 @@ router.register("providers", ProviderViewSet, basename="provider")
 router.register("locations", LocationViewSet, basename="location")
 router.register("templates", MessageTemplateViewSet, basename="template")
 router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 
 urlpatterns = [
     path("admin/notifications/dashboard/", admin.site.admin_view(dashboard), name="notifications-dashboard"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PACKAGES = ("accounts", "appointments", "config", "notifications", "tasks")
+PACKAGES = ("accounts", "appointments", "config", "integrations", "notifications", "tasks")
 # Each room of notifications/ and the rooms it may import; the gathering modules
 # (notifications.models, notifications.admin), the app config and the commands may import any.
 ROOMS = {

@@ -28,6 +28,7 @@ from notifications.outbox.models import (
 )
 from notifications.outbox.planning import plan_fallback
 from notifications.outbox.ratelimit import take_token, token_interval
+from notifications.outbox.signals import notification_dead
 
 logger = logging.getLogger(__name__)
 
@@ -359,6 +360,7 @@ def reclaim_expired_leases():
     with transaction.atomic():
         returned, dead_ids = Notification.objects.reclaim_expired()
         for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
+            notification_dead.send(Notification, notification=notification)
             plan_fallback(notification)
     return {"returned": returned, "dead": len(dead_ids)}
 

@@ -1,0 +1,24 @@
+from celery import shared_task
+
+from integrations import delivery
+from integrations.events import DELIVER_WEBHOOKS
+
+
+# On the `webhooks` queue (config/settings.py's CELERY_TASK_ROUTES), served by workers of their
+# own: a slow endpoint never holds a worker that sends patients' messages.
+@shared_task(name=DELIVER_WEBHOOKS)
+def deliver_webhooks(delivery_ids):
+    """Post the delivery rows one event wrote."""
+    return delivery.deliver_ids(delivery_ids)
+
+
+@shared_task(name="integrations.sweep_webhooks")
+def sweep_webhooks():
+    """Beat: post deliveries whose publish was lost and retries whose time has come."""
+    return delivery.sweep()
+
+
+@shared_task(name="integrations.reclaim_webhook_leases")
+def reclaim_webhook_leases():
+    """Beat: deliveries whose worker vanished go back to the queue, with the same webhook-id."""
+    return delivery.reclaim_expired_leases()
