@@ -122,3 +122,15 @@ def test_no_import_circles_between_modules():
         if name not in state:
             visit(name, [name])
     assert circles == []
+
+
+def test_neither_appointments_nor_notifications_imports_integrations():
+    """integrations/ hears their signals; they never know it is there."""
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if name.split(".")[0] in ("appointments", "notifications")
+        for target in targets
+        if target.split(".")[0] == "integrations"
+    )
+    assert offenders == []
