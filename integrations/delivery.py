@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 # No redirects and no retries of urllib3's own: anything but a 2xx is a failed attempt, retried
 # by the row's backoff (a redirect would carry the signed event somewhere nobody registered).
 _http = urllib3.PoolManager(retries=False, maxsize=4, block=False)
+# Rows a sweep claims at a time, at most (fewer when its time left holds fewer slow POSTs).
+SWEEP_BATCH = 20
 # Enough of an endpoint's answer to show staff why it failed.
 ANSWER_KEPT = 500
 
@@ -96,13 +98,22 @@ def deliver_ids(ids):
     return deliver(WebhookDelivery.objects.filter(pk__in=ids).claim())
 
 
-def sweep(max_rows=None):
+def sweep(max_rows=None, time_limit=None):
     """Beat's: post due rows (pending ones a lost publish left, retries whose time has come) in
-    small batches, while the batch can finish within its lease's first half."""
-    batch = max(1, int(settings.NOTIFICATIONS_LEASE_SECONDS / 2 // settings.WEBHOOKS_HTTP_TIMEOUT))
+    small batches, each claimed only when its POSTs, every one as slow as the timeout allows, can
+    finish within the lease's first half and the task's time limit (what is left stays due)."""
+    started = time.monotonic()
     total = {"sent": 0, "failed": 0, "deferred": 0}
     handled = 0
     while max_rows is None or handled < max_rows:
+        budget = settings.NOTIFICATIONS_LEASE_SECONDS / 2
+        if time_limit is not None:
+            budget = min(budget, time_limit - (time.monotonic() - started))
+        batch = min(SWEEP_BATCH, int(budget // settings.WEBHOOKS_HTTP_TIMEOUT))
+        if max_rows is not None:
+            batch = min(batch, max_rows - handled)
+        if batch < 1:
+            break
         with transaction.atomic():
             now = timezone.now()
             ids = list(

@@ -1,4 +1,5 @@
 from celery import shared_task
+from django.conf import settings
 
 from integrations import delivery
 from integrations.events import DELIVER_WEBHOOKS
@@ -12,10 +13,12 @@ def deliver_webhooks(delivery_ids):
     return delivery.deliver_ids(delivery_ids)
 
 
-@shared_task(name="integrations.sweep_webhooks")
-def sweep_webhooks():
-    """Beat: post deliveries whose publish was lost and retries whose time has come."""
-    return delivery.sweep()
+@shared_task(name="integrations.sweep_webhooks", bind=True)
+def sweep_webhooks(self):
+    """Beat: post deliveries whose publish was lost and retries whose time has come, in batches
+    that can finish before the task's soft time limit."""
+    _, soft_time_limit = self.request.timelimit or (None, None)
+    return delivery.sweep(time_limit=soft_time_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT)
 
 
 @shared_task(name="integrations.reclaim_webhook_leases")

@@ -133,3 +133,30 @@ def test_retry_needs_the_retry_permission(endpoint, book, settings, client, djan
     client.force_login(viewer)
     client.post("/admin/integrations/webhookdelivery/", {"action": "retry_selected", "_selected_action": [dead.pk]})
     assert WebhookDelivery.objects.get(pk=dead.pk).is_dead
+
+
+def test_a_sweep_claims_no_more_than_its_time_limit_can_post(endpoint, receiver, book, settings):
+    """Each POST counted as slow as the timeout allows: a sweep whose time left holds no such POST
+    claims nothing (it is never killed mid-POST by its time limit); one with time claims them."""
+    settings.WEBHOOKS_HTTP_TIMEOUT = 1
+    endpoint()
+    for _ in range(3):
+        services.confirm(book().pk, by="staff")
+    assert delivery.sweep(time_limit=0.9) == {"sent": 0, "failed": 0, "deferred": 0}
+    assert WebhookDelivery.objects.filter(status="pending", attempts=0).count() == 3
+    assert delivery.sweep(time_limit=30) == {"sent": 3, "failed": 0, "deferred": 0}
+
+
+def test_the_admin_shows_a_new_endpoints_secret_once(receiver, staff_user, client):
+    from integrations.models import WebhookEndpoint
+
+    client.force_login(in_role(staff_user, "Clinic manager"))
+    answer = client.post(
+        "/admin/integrations/webhookendpoint/add/",
+        {"url": receiver.url("/admin-made"), "events": ["notification.dead", "patient.opted_in"]},
+        follow=True,
+    )
+    made = WebhookEndpoint.objects.get()
+    assert made.events == ["notification.dead", "patient.opted_in"]
+    assert made.secret in answer.content.decode()
+    assert made.secret not in client.get(f"/admin/integrations/webhookendpoint/{made.pk}/change/").content.decode()
