@@ -394,6 +394,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "integrations.reclaim_webhook_leases",
         "schedule": max(10.0, NOTIFICATIONS_LEASE_SECONDS / 5),
     },
+    "purge-old-webhook-deliveries": {
+        "task": "integrations.purge_old_webhook_deliveries",
+        "schedule": crontab(hour=3, minute=27),
+    },
     "staff-failure-digest": {
         "task": "notifications.send_staff_digest",
         "schedule": crontab(hour=7, minute=0),

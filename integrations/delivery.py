@@ -134,3 +134,11 @@ def sweep(max_rows=None, time_limit=None):
 def reclaim_expired_leases():
     returned, died = WebhookDelivery.objects.reclaim_expired()
     return {"returned": returned, "dead": died}
+
+
+def purge(older_than_days, now=None):
+    """Finished deliveries (sent, or dead and not re-driven) last touched before the cut-off go,
+    as the notification rows do after NOTIFICATIONS_RETENTION_DAYS; returns how many."""
+    cutoff = (now or timezone.now()) - timedelta(days=older_than_days)
+    finished = WebhookDelivery.objects.filter(status="sent") | WebhookDelivery.objects.dead()
+    return finished.filter(updated_at__lt=cutoff).delete()[0]

@@ -25,3 +25,9 @@ def sweep_webhooks(self):
 def reclaim_webhook_leases():
     """Beat: deliveries whose worker vanished go back to the queue, with the same webhook-id."""
     return delivery.reclaim_expired_leases()
+
+
+@shared_task(name="integrations.purge_old_webhook_deliveries")
+def purge_old_webhook_deliveries():
+    """Nightly on beat: finished deliveries past NOTIFICATIONS_RETENTION_DAYS go."""
+    return delivery.purge(settings.NOTIFICATIONS_RETENTION_DAYS)

@@ -160,3 +160,15 @@ def test_the_admin_shows_a_new_endpoints_secret_once(receiver, staff_user, clien
     assert made.events == ["notification.dead", "patient.opted_in"]
     assert made.secret in answer.content.decode()
     assert made.secret not in client.get(f"/admin/integrations/webhookendpoint/{made.pk}/change/").content.decode()
+
+
+def test_finished_deliveries_past_the_retention_are_purged_and_the_rest_kept(endpoint, receiver, book, settings):
+    settings.NOTIFICATIONS_MAX_ATTEMPTS = 1
+    endpoint(answers=[200, 500])
+    for _ in range(3):
+        services.confirm(book().pk, by="staff")
+    delivery.sweep(max_rows=2)  # one sent, one dead, one still pending
+    assert sorted(WebhookDelivery.objects.values_list("status", flat=True)) == ["failed", "pending", "sent"]
+    later = timezone.now() + timedelta(days=settings.NOTIFICATIONS_RETENTION_DAYS + 1)
+    assert delivery.purge(settings.NOTIFICATIONS_RETENTION_DAYS, now=later) == 2
+    assert list(WebhookDelivery.objects.values_list("status", flat=True)) == ["pending"]
