@@ -119,3 +119,18 @@ def test_confirming_again_announces_nothing(endpoint, receiver, book):
     services.confirm(appointment.pk, by="staff")
     services.confirm(appointment.pk, by="staff", now=timezone.now() + timedelta(seconds=1))
     assert WebhookDelivery.objects.count() == 1
+
+
+def test_a_row_that_dies_of_its_lease_is_announced_dead(endpoint, receiver, book, settings):
+    """The other way a row dies: its worker vanished on the last attempt."""
+    from notifications.outbox.delivery import reclaim_expired_leases
+
+    endpoint(events=["notification.dead"])
+    appointment = book()
+    settings.NOTIFICATIONS_MAX_ATTEMPTS = 1
+    claimed = Notification.objects.filter(appointment=appointment, kind="booking_confirmation").claim()
+    settings.NOTIFICATIONS_LEASE_SECONDS = 0  # the claimer vanished and its lease has passed
+    assert reclaim_expired_leases()["dead"] == len(claimed) > 0
+    settings.NOTIFICATIONS_LEASE_SECONDS = 300  # the webhooks' own claims hold as usual
+    delivery.sweep()
+    assert sorted(e["data"]["notification_id"] for e in received_events(receiver)) == sorted(n.pk for n in claimed)
