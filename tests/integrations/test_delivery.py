@@ -87,10 +87,11 @@ def test_a_worker_that_died_between_its_post_and_its_outcome_leaves_the_lease_to
 
 
 def test_a_slow_endpoint_does_not_delay_a_bookings_sms(
-    endpoint, receiver, book, make_patient, twilio, celery_worker, webhooks_worker
+    endpoint, receiver, book, make_patient, twilio, settings, celery_worker, webhooks_worker
 ):
     """The webhook waits on its own queue and worker: the patient's SMS goes out while the
     endpoint still holds the POST open (causal: the endpoint is released only afterwards)."""
+    settings.WEBHOOKS_HTTP_TIMEOUT = 30  # as the webhooks worker's: a POST waits for the endpoint
     endpoint(answers=[HANG])
     services.confirm(book().pk, by="staff")
     wait_for(lambda: receiver.in_flight == 1)
@@ -100,7 +101,9 @@ def test_a_slow_endpoint_does_not_delay_a_bookings_sms(
     sms = settled(booked.notifications.filter(channel="sms", kind="booking_confirmation"))
     assert [n.status for n in sms] == ["sent"]
     assert [r.to for r in twilio.requests if r.to == "+14155550177"] == ["+14155550177"]
-    assert receiver.in_flight == 1  # still waiting on the endpoint
+    # The webhook's POST is still open: its attempt has no outcome yet, and the endpoint holds it.
+    assert WebhookDelivery.objects.get().status == "sending"
+    assert receiver.in_flight == 1
     receiver.release.set()
     wait_for(lambda: WebhookDelivery.objects.filter(status="sent").exists())
 
