@@ -24,6 +24,7 @@ from rest_framework.throttling import BaseThrottle
 from . import services
 from .links import appointment_for
 from .models import AppointmentStatus, Clinic
+from .signals import By
 
 ACTIONS = ("confirm", "cancel")
 
@@ -52,9 +53,11 @@ def _act(request, appointment):
         return _page(request, appointment, problem="unknown action", status=400)
     try:
         if action == "confirm":
-            services.confirm(appointment.pk)
+            services.confirm(appointment.pk, by=By.LINK)
         else:
-            services.cancel(appointment.pk, reason="cancelled by the patient from their link", by_patient=True)
+            services.cancel(
+                appointment.pk, reason="cancelled by the patient from their link", by_patient=True, by=By.LINK
+            )
     except services.AppointmentConflict as exc:
         return _page(request, appointment, problem=str(exc), status=409)
     except Throttled:

@@ -33,6 +33,10 @@ CLINIC_MANAGER_PERMISSIONS = [
     "notifications.retry_notification",
     # The admin's "Cancel selected notifications still to go out".
     "notifications.change_notification",
+    # The clinic's webhook endpoints (the API and the admin), and re-driving a dead delivery.
+    *crud("integrations", "webhookendpoint", "view", "add", "change", "delete"),
+    *crud("integrations", "webhookdelivery", "view"),
+    "integrations.retry_webhookdelivery",
 ]
 
 

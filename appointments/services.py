@@ -5,7 +5,7 @@ from django.utils import timezone
 
 from . import allowance
 from .models import Appointment, AppointmentStatus
-from .signals import appointment_booked, appointment_cancelled, appointment_rescheduled
+from .signals import By, appointment_booked, appointment_cancelled, appointment_confirmed, appointment_rescheduled
 
 
 class AppointmentConflict(Exception):
@@ -54,9 +54,10 @@ def reschedule(appointment_id, *, starts_at, by_patient=False):
 
 
 @transaction.atomic
-def cancel(appointment_id, *, reason="", by_patient=False):
+def cancel(appointment_id, *, reason="", by_patient=False, by=None):
     """Cancel the appointment. Cancelling it again changes nothing; the patient's own counts
-    against their daily allowance."""
+    against their daily allowance. `by` (signals.By) defaults to the patient or staff."""
+    by = by or (By.PATIENT if by_patient else By.STAFF)
     appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
     if appointment.status == AppointmentStatus.CANCELLED:
         return appointment
@@ -66,13 +67,14 @@ def cancel(appointment_id, *, reason="", by_patient=False):
     appointment.cancel_reason = reason
     appointment.sequence += 1
     appointment.save(update_fields=["status", "cancel_reason", "sequence", "updated_at"])
-    appointment_cancelled.send(Appointment, appointment=appointment, occurred_at=appointment.updated_at)
+    appointment_cancelled.send(Appointment, appointment=appointment, occurred_at=appointment.updated_at, by=by)
     return appointment
 
 
 @transaction.atomic
-def confirm(appointment_id, now=None):
-    """The patient confirms they will come. Confirming again keeps the first confirmation."""
+def confirm(appointment_id, now=None, by=By.PATIENT):
+    """The patient confirms they will come (through `by`, a signals.By). Confirming again keeps
+    the first confirmation and announces nothing."""
     now = now or timezone.now()
     appointment = Appointment.objects.select_for_update().select_related("patient").get(pk=appointment_id)
     if appointment.status == AppointmentStatus.CANCELLED:
@@ -82,6 +84,7 @@ def confirm(appointment_id, now=None):
     if appointment.confirmed_at is None:
         appointment.confirmed_at = now
         appointment.save(update_fields=["confirmed_at", "updated_at"])
+        appointment_confirmed.send(Appointment, appointment=appointment, occurred_at=now, by=by)
     return appointment
 
 

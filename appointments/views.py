@@ -15,6 +15,7 @@ from .serializers import (
     RescheduleSerializer,
     VerifyContactSerializer,
 )
+from .signals import By
 from .trail import PatientDataReads
 
 
@@ -144,7 +145,8 @@ class AppointmentViewSet(
         """The patient will come: sets confirmed_at (once; confirming again changes nothing)."""
         appointment = self.get_object()
         try:
-            appointment = services.confirm(appointment.pk)
+            by = By.STAFF if request.user.is_staff else By.PATIENT
+            appointment = services.confirm(appointment.pk, by=by)
         except services.AppointmentConflict as exc:
             return Response({"status": [str(exc)]}, status=status.HTTP_409_CONFLICT)
         return Response(AppointmentSerializer(appointment).data)

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "appointments",
     "notifications",
     "privacy",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -268,6 +269,8 @@ NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
 # NOTIFICATIONS_CONTENT_RETENTION_DAYS, its row (the statistics) staying for the retention above.
 NOTIFICATIONS_SHOW_REASON = env_bool("NOTIFICATIONS_SHOW_REASON", False)
 NOTIFICATIONS_CONTENT_RETENTION_DAYS = env_int("NOTIFICATIONS_CONTENT_RETENTION_DAYS", 90)
+# Seconds a POST to a clinic's webhook endpoint may take to connect, and to answer (integrations/).
+WEBHOOKS_HTTP_TIMEOUT = env_float("WEBHOOKS_HTTP_TIMEOUT", 5.0)
 # An SMS template that would take more segments than this (with the sample appointment) is
 # refused when staff save it: each segment is billed.
 NOTIFICATIONS_SMS_MAX_SEGMENTS = env_int("NOTIFICATIONS_SMS_MAX_SEGMENTS", 3)
@@ -350,6 +353,9 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # What a task prints is ordinary output, not a warning (Celery's default level for it).
 CELERY_WORKER_REDIRECT_STDOUTS_LEVEL = "INFO"
 CELERY_BEAT_SCHEDULER = "config.beat:SeedingDatabaseScheduler"
+# Events for the clinic's systems go on a queue of their own, served by workers of their own
+# (compose's webhooks-worker, `make run`'s): a slow endpoint never delays a patient's message.
+CELERY_TASK_ROUTES = {"integrations.*": {"queue": "webhooks"}}
 # The task modules, and the modules a send imports on first use (the twilio client, icalendar):
 # imported before the prefork pool forks, its processes share them rather than each importing them.
 CELERY_IMPORTS = (
@@ -359,6 +365,7 @@ CELERY_IMPORTS = (
     "tasks.digest",
     "tasks.idempotency",
     "tasks.accounts",
+    "tasks.webhooks",
     "notifications.channels.twilio_backend",
     "icalendar",
 )
@@ -385,6 +392,18 @@ CELERY_BEAT_SCHEDULE = {
     "purge-expired-tokens": {
         "task": "accounts.purge_expired_tokens",
         "schedule": crontab(hour=3, minute=57),
+    },
+    "sweep-webhooks": {
+        "task": "integrations.sweep_webhooks",
+        "schedule": NOTIFICATIONS_SWEEP_INTERVAL,
+    },
+    "reclaim-webhook-leases": {
+        "task": "integrations.reclaim_webhook_leases",
+        "schedule": max(10.0, NOTIFICATIONS_LEASE_SECONDS / 5),
+    },
+    "purge-old-webhook-deliveries": {
+        "task": "integrations.purge_old_webhook_deliveries",
+        "schedule": crontab(hour=3, minute=27),
     },
     "staff-failure-digest": {
         "task": "notifications.send_staff_digest",

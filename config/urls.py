@@ -13,6 +13,7 @@ from appointments.views import AppointmentViewSet, PatientViewSet
 from config.errors import api_not_found
 from config.health import healthz
 from config.text_fields import refuse_numbers_as_text
+from integrations.api import WebhookEndpointViewSet
 from notifications.inbound.webhooks import twilio_inbound, twilio_status
 from notifications.messages.api import MessageTemplateRevisionViewSet, MessageTemplateViewSet
 from notifications.operations import console_views
@@ -34,6 +35,7 @@ router.register("providers", ProviderViewSet, basename="provider")
 router.register("locations", LocationViewSet, basename="location")
 router.register("templates", MessageTemplateViewSet, basename="template")
 router.register("template-revisions", MessageTemplateRevisionViewSet, basename="template-revision")
+router.register("webhook-endpoints", WebhookEndpointViewSet, basename="webhook-endpoint")
 router.register("access-log", AccessLogViewSet, basename="access-log")
 
 # "View site" and the bare host lead to the console, the admin's index; the header names the clinic.

@@ -81,6 +81,9 @@ def main():
     commands |= {
         "web": [sys.executable, "manage.py", "runserver", f"127.0.0.1:{WEB_PORT}", "--noreload"],
         "worker": celery + ["worker", "--loglevel", "INFO", "--concurrency", "2"],
+        # Events for the clinic's systems, on their own queue and process (a slow endpoint waits alone).
+        "webhooks": celery
+        + ["worker", "-Q", "webhooks", "-n", "webhooks@%h", "--loglevel", "INFO", "--concurrency", "1"],
         "beat": celery + ["beat", "--loglevel", "INFO"],
         "flower": celery + ["flower", "--conf=flowerconfig.py", f"--port={FLOWER_PORT}", "--address=127.0.0.1"],
     }

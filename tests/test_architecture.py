@@ -8,7 +8,7 @@ from pathlib import Path
 from django.conf import settings
 
 ROOT = Path(settings.BASE_DIR)
-PACKAGES = ("accounts", "appointments", "config", "notifications", "privacy", "tasks")
+PACKAGES = ("accounts", "appointments", "config", "integrations", "notifications", "privacy", "tasks")
 # Each room of notifications/ and the rooms it may import; the gathering modules
 # (notifications.models, notifications.admin), the app config and the commands may import any.
 ROOMS = {
@@ -131,5 +131,17 @@ def test_only_the_wiring_imports_privacy():
         if name.split(".")[0] not in ("privacy", "config")
         for target in targets
         if target.split(".")[0] == "privacy"
+    )
+    assert offenders == []
+
+
+def test_neither_appointments_nor_notifications_imports_integrations():
+    """integrations/ hears their signals; they never know it is there."""
+    offenders = sorted(
+        f"{name} imports {target}"
+        for name, targets in graph().items()
+        if name.split(".")[0] in ("appointments", "notifications")
+        for target in targets
+        if target.split(".")[0] == "integrations"
     )
     assert offenders == []

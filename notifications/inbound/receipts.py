@@ -12,6 +12,7 @@ from notifications.channels import TEXT_CHANNELS
 from notifications.inbound.models import DeliveryReceipt
 from notifications.outbox.models import DELIVERY_RANK, DeliveryStatus, Notification, NotificationStatus
 from notifications.outbox.planning import plan_fallback
+from notifications.outbox.signals import delivery_status_recorded
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,9 @@ def apply_receipt(message_sid, status, error_code="", notification_id=None, idem
     if notification_id is not None:
         Notification.objects.filter(pk=notification_id, channel__in=TEXT_CHANNELS).settle_by_receipt(message_sid)
     updated = Notification.objects.record_delivery_status(message_sid, status, error_code)
+    if updated:
+        for row in Notification.objects.filter(provider_message_id=message_sid, delivery_status=status):
+            delivery_status_recorded.send(Notification, notification=row)
     if status in DELIVERED:
         # The message arrived after all (its row died of its lease first): its email goes no more.
         Notification.objects.filter(

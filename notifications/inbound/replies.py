@@ -17,6 +17,7 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from appointments import services
 from appointments.models import Patient
+from appointments.signals import By
 from config.phone_numbers import refusal
 from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.messages.rendering import message_context
@@ -87,7 +88,7 @@ def _act(patients, channel, inbound, now):
         if appointment is None:
             return InboundAction.NOTHING_TO_CONFIRM, None
         try:
-            return InboundAction.CONFIRMED, services.confirm(appointment.pk, now)
+            return InboundAction.CONFIRMED, services.confirm(appointment.pk, now, by=By.REPLY)
         except services.AppointmentConflict:  # cancelled a moment ago
             return InboundAction.NOTHING_TO_CONFIRM, None
     if word in OPT_OUT_WORDS:

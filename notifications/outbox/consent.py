@@ -8,6 +8,7 @@ from appointments.models import Patient
 from notifications.channels import get_channel
 from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.outbox.planning import plan_fallback
+from notifications.outbox.signals import consent_changed, notification_dead
 
 
 @transaction.atomic
@@ -23,13 +24,17 @@ def set_opted_out(patient_ids, channel, opted_out):
         else:
             patient.opted_out = [c for c in patient.opted_out if c != channel]
         patient.save(update_fields=["opted_out"])
+        consent_changed.send(Patient, patient_id=patient.pk, channel=channel, opted_out=opted_out)
         changed += 1
     return changed
 
 
 def after_dead(notification):
     """A row that failed for good: a refusal that means the recipient unsubscribed opts the
-    patient out of that channel, so we stop trying; then the message falls back to email."""
+    patient out of that channel, so we stop trying; then the message falls back to email. Every
+    outcome's death passes here, in the transaction that wrote it (an expired lease's is
+    announced by sweeps.reclaim_expired_leases)."""
+    notification_dead.send(type(notification), notification=notification)
     if get_channel(notification.channel).means_unsubscribed(notification.error_code):
         _opt_out_unless_opted_in_since(notification)
     return plan_fallback(notification)

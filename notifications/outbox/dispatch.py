@@ -26,15 +26,21 @@ def enqueue_on_commit(notification_ids):
 
 def enqueue(notification_ids):
     """Publish one send_notifications task for these rows, or leave them to the sweep."""
+    publish(SEND_NOTIFICATIONS, notification_ids, "notification(s)")
+
+
+def publish(task_name, ids, what):
+    """Publish one task named task_name for these rows' ids (its route, config/settings.py's
+    CELERY_TASK_ROUTES, picks the queue), or leave them to their sweep."""
     # Connections stay in kombu's pool between publishes, since connecting per publish cost as
     # much as the booking itself (docs/PERFORMANCE.md); a failed one is dropped, not put back.
     broker = _broker(current_app._get_current_object(), current_app.conf.broker_write_url)
     try:
         with pools.connections[broker].acquire(block=True) as connection:
-            current_app.send_task(SEND_NOTIFICATIONS, args=(notification_ids,), connection=connection, retry=False)
+            current_app.send_task(task_name, args=(ids,), connection=connection, retry=False)
     except Exception as exc:  # noqa: BLE001 - any broker failure: the rows are safe in the table
         # The booking has committed and must still succeed: the sweep sends these rows.
-        logger.warning("broker unavailable (%s); %d notification(s) wait for the sweep", exc, len(notification_ids))
+        logger.warning("broker unavailable (%s); %d %s wait for the sweep", exc, len(ids), what)
 
 
 @functools.lru_cache(maxsize=8)

@@ -14,6 +14,7 @@ from django.utils import timezone
 from notifications.outbox.delivery import deliver
 from notifications.outbox.models import Notification
 from notifications.outbox.planning import plan_fallback
+from notifications.outbox.signals import notification_dead
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ def reclaim_expired_leases():
     with transaction.atomic():
         returned, dead_ids = Notification.objects.reclaim_expired()
         for notification in Notification.objects.filter(pk__in=dead_ids).select_related("patient"):
+            notification_dead.send(Notification, notification=notification)
             plan_fallback(notification)
     return {"returned": returned, "dead": len(dead_ids)}
 

@@ -1,6 +1,6 @@
 """The simulation: a hypothesis state machine whose rules are the events of a clinic's day and
 the failures of its machinery, each a call of the real code the API, the webhooks and the Celery
-tasks call (appointments.services, delivery.sweep, delivery.reclaim_expired_leases, the webhook
+tasks call (appointments.services, sweeps.sweep, sweeps.reclaim_expired_leases, the webhook
 views), in this process and one step at a time, so a run is decided by its seed alone.
 
 A worker is modelled by the steps of delivery.deliver taken apart (claim_due_batch, a row's
