@@ -20,7 +20,7 @@ from appointments.models import (
     IdempotentRequest,
     Patient,
 )
-from notifications.models import InboundMessage, Notification, NotificationAttempt
+from notifications.models import InboundMessage, Notification, NotificationAttempt, UndeliverableAddress
 
 from .models import Erasure
 
@@ -73,6 +73,8 @@ def _erase_messages(patient, now):
 def _erase_records(patient, old):
     ContactChange.objects.filter(patient=patient).delete()
     ContactCodeSent.objects.filter(patient=patient).update(destination="")
+    # An address an email service reported undeliverable names the patient's old address.
+    UndeliverableAddress.objects.filter(patient=patient).delete()
     # The answers kept for replay quote the patient (a registration's answer holds its contact
     # details, a booking's its appointment).
     kept = Q(path__startswith=f"/api/patients/{patient.pk}/") | Q(response_body__patient=patient.pk)

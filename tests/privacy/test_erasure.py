@@ -236,3 +236,14 @@ def test_the_trail_about_the_patient_survives_the_erasure(eraser, zelda):
     assert list(AccessLogEntry.objects.values_list("patient_id", "username", "action")) == [
         (zelda.patient.pk, "dpo", "patient.retrieve")
     ]
+
+
+def test_erasure_removes_an_address_an_email_service_reported_undeliverable(eraser, zelda):
+    from notifications.models import UndeliverableAddress
+
+    UndeliverableAddress.objects.create(patient=zelda.patient, address=EMAIL, event="bounced", reason="bounced")
+
+    eraser.post(f"/api/patients/{zelda.patient.pk}/erase/", {"reason": "Asked"}, format="json")
+
+    assert personal_data_in(whole_database()) == []
+    assert not UndeliverableAddress.objects.filter(patient=zelda.patient).exists()
