@@ -1,6 +1,6 @@
 """Screenshots of the console for docs/, from a real headless Chromium driven by selenium:
 `.venv/bin/python scripts/console_screenshots.py` (console-home.png, patient-story.png,
-admin-patient-form.png). Also checks, in the browser, that the template editor shows no error
+admin-patient-form.png, admin-unreachable-warning.png). Also checks, in the browser, that the template editor shows no error
 before anything is typed.
 
 Runs the service's web server on a free loopback port over a throwaway SQLite database holding a
@@ -204,6 +204,19 @@ def shoot(base, grace_id):
         driver.get(f"{base}/admin/appointments/patient/{grace_id}/change/")
         wait.until(lambda d: d.find_element(By.NAME, "channels"))
         save_whole(driver, "admin-patient-form.png")
+
+        # A patient who chose SMS with no phone: saved, with a warning saying where messages go.
+        driver.get(f"{base}/admin/appointments/patient/add/")
+        wait.until(lambda d: d.find_element(By.NAME, "channels"))
+        driver.find_element(By.NAME, "name").send_keys("Ada Byron")
+        driver.find_element(By.NAME, "email").send_keys("ada@example.com")
+        driver.find_element(By.NAME, "timezone").clear()
+        driver.find_element(By.NAME, "timezone").send_keys("Europe/London")
+        driver.find_element(By.CSS_SELECTOR, "input[name=channels][value=sms]").click()
+        driver.find_element(By.NAME, "_continue").click()
+        warning = wait.until(lambda d: d.find_element(By.CSS_SELECTOR, ".messagelist .warning"))
+        assert "sms" in warning.text.lower(), warning.text
+        save_whole(driver, "admin-unreachable-warning.png")
 
         # The template editor, before anything is typed: a hint, no error.
         driver.get(f"{base}/admin/notifications/messagetemplate/add/")
