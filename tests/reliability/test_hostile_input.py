@@ -25,6 +25,7 @@ from accounts.tokens import issue_token
 from appointments import services
 from appointments.models import Location, Patient, Provider
 from config.wsgi import application
+from integrations.models import WebhookEndpoint
 from notifications.channels import get_channel
 from notifications.messages.rendering import render
 from notifications.messages.store import save_template
@@ -76,6 +77,9 @@ def test_schemathesis_finds_no_server_error(db, wsgi_in_test_transaction, django
         "template-revisions": revision.pk,
         "providers": Provider.objects.get_or_create(name="Dr. Ada Lovelace")[0].pk,
         "locations": Location.objects.get_or_create(name="Room 4, Main Street Clinic")[0].pk,
+        "webhook-endpoints": WebhookEndpoint.objects.create(
+            url="https://clinic.example/hooks", events=["appointment.confirmed"]
+        ).pk,
     }
 
     schema = schemathesis.openapi.from_wsgi("/api/schema/", wsgi_in_test_transaction)
