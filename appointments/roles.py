@@ -62,3 +62,17 @@ def create_roles(apps):
     for name, pks in grants.items():
         group, _ = Group.objects.get_or_create(name=name)
         group.permissions.add(*pks)
+
+
+def create_roles_after_permissions_of(apps, *app_labels):
+    """create_roles() in a data migration of an app whose models bring permissions a role holds.
+    Django otherwise creates permissions after every migration has run (post_migrate): they are
+    made here first, for these apps, so the groups can hold them on a fresh database."""
+    from django.contrib.auth.management import create_permissions
+
+    for label in app_labels:
+        app_config = apps.get_app_config(label)
+        app_config.models_module = True
+        create_permissions(app_config, apps=apps, verbosity=0)
+        app_config.models_module = None
+    create_roles(apps)

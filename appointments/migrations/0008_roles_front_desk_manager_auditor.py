@@ -1,18 +1,10 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from appointments.roles import create_roles
+from appointments.roles import create_roles_after_permissions_of
 
 
 def ship_roles(apps, schema_editor):
-    # Permissions are otherwise created after every migration has run (post_migrate): made here
-    # first, for these apps, so the groups can hold them on a fresh database.
-    for label in ("appointments", "notifications"):
-        app_config = apps.get_app_config(label)
-        app_config.models_module = True
-        create_permissions(app_config, apps=apps, verbosity=0)
-        app_config.models_module = None
-    create_roles(apps)
+    create_roles_after_permissions_of(apps, "appointments", "notifications")
 
 
 class Migration(migrations.Migration):

@@ -1,17 +1,10 @@
-from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-from appointments.roles import create_roles
+from appointments.roles import create_roles_after_permissions_of
 
 
 def grant(apps, schema_editor):
-    # Permissions are otherwise made after every migration (post_migrate): made here first, for
-    # this app, so the Clinic manager group can hold them on a fresh database.
-    app_config = apps.get_app_config("integrations")
-    app_config.models_module = True
-    create_permissions(app_config, apps=apps, verbosity=0)
-    app_config.models_module = None
-    create_roles(apps)
+    create_roles_after_permissions_of(apps, "integrations")
 
 
 class Migration(migrations.Migration):
