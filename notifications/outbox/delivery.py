@@ -122,11 +122,13 @@ class _CurrentState:
     """The appointments, with their patients, of the rows next in line, read again right before
     their hand-out (a row claimed minutes ago may have been cancelled since). A read takes the
     rows about to be handed out and the `lookahead` next (a claim's own read of its rows counts
-    as one), and serves each of them for CURRENT_STATE_MAX_AGE: a row is read again only when
-    its read is older than that."""
+    as one), and serves each of them for max_age: a row is read again only when its read is
+    older than that. A move or cancel does not wait on it: it withdraws the claimed rows whose
+    send has not started (NotificationQuerySet.withdraw)."""
 
-    def __init__(self, lookahead):
+    def __init__(self, lookahead, max_age=CURRENT_STATE_MAX_AGE):
         self.lookahead = lookahead
+        self.max_age = max_age
         self.appointments = {}  # appointment id: (the appointment, when it was read)
 
     def offer(self, claimed):
@@ -144,7 +146,7 @@ class _CurrentState:
         now = time.monotonic()  # the age counts from before the query
         # Only reads still fresh are kept (nor do a sweep's thousands of rows pile up here).
         self.appointments = {
-            pk: read for pk, read in self.appointments.items() if now - read[1] <= CURRENT_STATE_MAX_AGE
+            pk: read for pk, read in self.appointments.items() if now - read[1] <= self.max_age
         }
         handed_out = {n.appointment_id for n in rows}
         if not handed_out <= self.appointments.keys():

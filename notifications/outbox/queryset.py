@@ -13,7 +13,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from notifications.outbox.raw_sql import claimed_rows
-from notifications.outbox.states import DEAD, DELIVERY_RANK, RETRYING, NotificationStatus
+from notifications.outbox.states import CLAIMED_NOT_STARTED, DEAD, DELIVERY_RANK, RETRYING, NotificationStatus
 
 
 class Claimed(list):
@@ -70,15 +70,18 @@ class NotificationQuerySet(models.QuerySet):
         return Claimed(sorted(rows, key=lambda n: (n.scheduled_for, n.pk)), read_at=read_at)
 
     def still_to_go(self):
-        """Rows not yet out: pending ones, and failed ones waiting for a retry."""
-        return self.filter(Q(status=NotificationStatus.PENDING) | RETRYING)
+        """Rows not yet out: pending ones, failed ones waiting for a retry, and claimed ones a
+        worker holds whose send has not started (CLAIMED_NOT_STARTED)."""
+        return self.filter(Q(status=NotificationStatus.PENDING) | RETRYING | CLAIMED_NOT_STARTED)
 
     def withdraw(self):
-        """Rows still to go out become CANCELLED (the appointment moved or was cancelled):
-        pending ones, and failed ones waiting for a retry. Dead rows stay failed, a record of
-        what did not reach the patient."""
+        """Rows still to go out become CANCELLED (the appointment moved or was cancelled, staff
+        cancelled them). A claimed row whose send has not started is withdrawn too: its
+        worker's record_send_starts then finds it no longer held and never sends it, so a move
+        committed before a send starts always stops it, however old the worker's read of the
+        appointment. Dead rows stay failed, a record of what did not reach the patient."""
         return self.still_to_go().update(
-            status=NotificationStatus.CANCELLED, next_attempt_at=None, updated_at=timezone.now()
+            status=NotificationStatus.CANCELLED, next_attempt_at=None, claim_token=None, updated_at=timezone.now()
         )
 
     def reclaim_expired(self, now=None):

@@ -3,7 +3,7 @@ failed row: the vocabulary of the state machine (models.py), its queries (querys
 callers."""
 
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, Q
 
 
 class NotificationStatus(models.TextChoices):
@@ -53,3 +53,10 @@ DELIVERY_RANK = {"": 0} | {status: rank for rank, statuses in enumerate(_RANKED,
 # failed: a record of what did not reach the patient, until staff retry it.
 DEAD = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=True)
 RETRYING = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=False)
+
+# Claimed rows whose send has not started under their claim (record_send_starts sets
+# send_started_at at the hand-out, never before claimed_at). A possibly sent row keeps an older
+# start, so it counts as started: its look-up or send may be under way.
+CLAIMED_NOT_STARTED = Q(status=NotificationStatus.SENDING, possibly_sent=False) & (
+    Q(send_started_at__isnull=True) | Q(send_started_at__lt=F("claimed_at"))
+)

@@ -4,6 +4,7 @@ posted to our real webhook, the real reschedule. A receipt is evidence: a row wh
 receipt shows delivered is never re-sent, killed or fallen back from, whatever its lease says;
 and no message names a time the appointment no longer has."""
 
+from collections import deque
 from datetime import datetime, timedelta
 
 import pytest
@@ -93,12 +94,35 @@ def test_confirmation_claimed_before_a_reschedule_is_not_sent_after_it(db, twili
     claimed = Notification.objects.filter(pk=confirmation(appointment).pk).claim()
 
     services.reschedule(appointment.pk, starts_at=appointment.starts_at + timedelta(days=5))
-    # Handed out later than CURRENT_STATE_MAX_AGE after the claim's read: read again.
     delivery.deliver(list(claimed))
 
-    row = confirmation(appointment)
-    assert (row.status, row.last_error) == ("skipped", "appointment moved")
+    assert confirmation(appointment).status == "cancelled"
     assert twilio.requests == []
+
+
+def test_a_move_stops_a_claimed_row_whatever_its_worker_last_read(db, twilio, book, make_patient):
+    # Simulation seeds 14710866682467799437 and 6600498172468362129: the worker's read of the
+    # appointment, taken with its claim, still served the hand-out after the move.
+    appointment = book(sms_patient(make_patient))
+    claimed = Notification.objects.filter(pk=confirmation(appointment).pk).claim()
+    stalled = delivery._CurrentState(lookahead=1, max_age=float("inf"))
+    stalled.offer(claimed)
+
+    services.reschedule(appointment.pk, starts_at=appointment.starts_at + timedelta(days=5))
+
+    assert record_send_starts(stalled.take(deque(claimed), 1)) == []
+    assert confirmation(appointment).status == "cancelled"
+
+
+def test_a_move_leaves_a_claimed_row_whose_send_started_to_its_worker(db, twilio, book, make_patient):
+    appointment = book(sms_patient(make_patient))
+    claimed = Notification.objects.filter(pk=confirmation(appointment).pk).claim()
+    (started,) = record_send_starts(delivery._CurrentState(lookahead=1).take(deque(claimed), 1))
+
+    services.reschedule(appointment.pk, starts_at=appointment.starts_at + timedelta(days=5))
+
+    # The message may be on its way: the worker writes what became of it.
+    assert reload(started).status == "sending"
 
 
 # Finding 7: receipts for a row still `sending` (its worker died after Twilio took the message).

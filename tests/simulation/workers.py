@@ -22,7 +22,9 @@ class Worker:
     def __init__(self):
         self.rows = deque()
         self.outcomes = []
-        self.current = delivery._CurrentState(lookahead=1)
+        # A stalled worker's read of the appointments serves all its hand-outs: the worst case
+        # of the real-time CURRENT_STATE_MAX_AGE, and decided by the steps alone, not by the clock.
+        self.current = delivery._CurrentState(lookahead=1, max_age=float("inf"))
         self.session = SendSession()
         self.thread = ThreadPoolExecutor(1, thread_name_prefix="sim-send")
 
