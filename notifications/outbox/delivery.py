@@ -145,9 +145,7 @@ class _CurrentState:
         rows = list(islice(waiting, count))
         now = time.monotonic()  # the age counts from before the query
         # Only reads still fresh are kept (nor do a sweep's thousands of rows pile up here).
-        self.appointments = {
-            pk: read for pk, read in self.appointments.items() if now - read[1] <= self.max_age
-        }
+        self.appointments = {pk: read for pk, read in self.appointments.items() if now - read[1] <= self.max_age}
         handed_out = {n.appointment_id for n in rows}
         if not handed_out <= self.appointments.keys():
             # All the rows handed out now are read again, the fresh ones too (a kept read would
