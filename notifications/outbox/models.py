@@ -15,8 +15,9 @@ from django.utils import timezone
 from notifications.channels.choices import Channel
 from notifications.messages.kinds import NotificationKind
 from notifications.outbox.backoff import retry_delay
-from notifications.outbox.outcomes import Outcome, record_outcomes, record_send_starts  # noqa: F401
+from notifications.outbox.outcomes import Outcome, record_outcomes  # noqa: F401
 from notifications.outbox.queryset import Claimed, NotificationQuerySet  # noqa: F401  (Claimed: part of a claim's answer)
+from notifications.outbox.starts import record_send_starts  # noqa: F401
 from notifications.outbox.states import DEAD, DELIVERY_RANK, RETRYING, DeliveryStatus, NotificationStatus  # noqa: F401
 
 
@@ -100,6 +101,13 @@ class Notification(models.Model):
             ),
             models.Index(fields=["claimed_at"], condition=Q(status="sending"), name="notification_leases"),
             models.Index(fields=["patient", "channel", "-created_at"], name="notification_inbox"),
+            # A text send's start asks whether its recipient has another send in doubt (starts.py):
+            # the few rows that can be, by recipient.
+            models.Index(
+                fields=["recipient", "channel"],
+                condition=Q(status="sending") | Q(possibly_sent=True),
+                name="notification_in_doubt",
+            ),
         ]
 
     def __str__(self):

@@ -1,14 +1,11 @@
 """A claimed send's outcome, and writing outcomes: only while the claim that sent still holds
-the row (its token), in one statement for a group, with an attempt row each; and the record,
-before their requests, that a batch's sends start.
+the row (its token), in one statement for a group, with an attempt row each.
 
 The models import this module (a row's outcome() is an Outcome), so it reads their classes
 from Django's registry rather than importing them."""
 
 from django.apps import apps
 from django.db import connection, transaction
-from django.db.models import Case, F, Q, Value, When
-from django.utils import timezone
 
 from notifications.outbox.raw_sql import insert, statements, storable
 from notifications.outbox.states import NotificationStatus
@@ -30,31 +27,6 @@ class Outcome:
 
     def record(self):
         return bool(record_outcomes([self]))
-
-
-def record_send_starts(notifications, now=None):
-    """Record, before their requests go out, that the sends of these claimed rows start (one
-    UPDATE); returns the rows their claims still hold, the only ones to send. A row possibly
-    sent already keeps the start of its earliest attempt that may be out, so that its look-up
-    reaches back to it."""
-    if not notifications:
-        return []
-    now = now or timezone.now()
-    # Conditional on the claims' tokens, like every outcome: a row reclaimed meanwhile is not ours.
-    held = _rows().objects.filter(
-        pk__in=[n.pk for n in notifications],
-        status=NotificationStatus.SENDING,
-        claim_token__in={n.claim_token for n in notifications},
-    )
-    kept = Q(possibly_sent=True, send_started_at__isnull=False)
-    updated = held.update(send_started_at=Case(When(kept, then=F("send_started_at")), default=Value(now)))
-    if updated < len(notifications):
-        still = set(held.values_list("pk", flat=True))
-        notifications = [n for n in notifications if n.pk in still]
-    for n in notifications:
-        if not (n.possibly_sent and n.send_started_at):
-            n.send_started_at = now
-    return notifications
 
 
 @transaction.atomic(savepoint=False)  # in the caller's transaction when there is one

@@ -150,6 +150,17 @@ class NotificationQuerySet(models.QuerySet):
             )
         )
 
+    def put_back(self, not_before):
+        """Claimed rows handed back unsent (their sends never started): PENDING again, the
+        attempt not counted, not due before not_before."""
+        return self.filter(status=NotificationStatus.SENDING).update(
+            status=NotificationStatus.PENDING,
+            attempts=F("attempts") - 1,
+            claim_token=None,
+            next_attempt_at=not_before,
+            updated_at=timezone.now(),
+        )
+
     def retry(self):
         """Staff put failed rows back in the queue with a fresh set of attempts. A failed row
         was due already, so its scheduled_for (part of the planned-once key) stays."""

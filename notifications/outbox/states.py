@@ -60,3 +60,11 @@ RETRYING = Q(status=NotificationStatus.FAILED, next_attempt_at__isnull=False)
 CLAIMED_NOT_STARTED = Q(status=NotificationStatus.SENDING, possibly_sent=False) & (
     Q(send_started_at__isnull=True) | Q(send_started_at__lt=F("claimed_at"))
 )
+
+# Rows whose message may be at the provider with no outcome recorded: the send started under
+# the row's claim and has no answer yet, or the row may have been sent and waits to look for it
+# (notifications/outbox/starts.py keeps one such row a text recipient). A dead row, or one
+# withdrawn, looks for nothing again.
+IN_DOUBT = Q(status=NotificationStatus.SENDING, send_started_at__gte=F("claimed_at")) | (
+    Q(possibly_sent=True) & (Q(status__in=[NotificationStatus.PENDING, NotificationStatus.SENDING]) | RETRYING)
+)

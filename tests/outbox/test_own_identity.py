@@ -185,3 +185,50 @@ def test_message_still_queued_at_twilio_is_found_by_the_look_up(reminders, twili
     two_hours.refresh_from_db()
     assert len(reminder_sms(twilio)) == 2  # the 1-day one and this one, once
     assert two_hours.provider_message_id == reminder_sms(twilio)[1]["sid"]
+
+
+def both_reminders_due(make_patient, book):
+    appointment = book(make_patient(channels=["sms"], phone=PHONE))
+    reminders = appointment.notifications.filter(kind="reminder", channel="sms").order_by("scheduled_for")
+    return [due(row) for row in reminders]
+
+
+def test_send_to_a_number_with_another_send_in_doubt_waits_for_it(db, make_patient, book):
+    day_before, two_hours = both_reminders_due(make_patient, book)
+    (in_doubt,) = record_send_starts(Notification.objects.filter(pk=day_before.pk).claim())
+
+    claimed = Notification.objects.filter(pk=two_hours.pk).claim()
+
+    assert record_send_starts(claimed) == []
+    two_hours.refresh_from_db()
+    assert (two_hours.status, two_hours.attempts, two_hours.send_started_at) == ("pending", 0, None)
+    assert two_hours.next_attempt_at > timezone.now()
+
+
+def test_sends_to_one_number_in_one_batch_start_one_at_a_time(db, make_patient, book):
+    day_before, two_hours = both_reminders_due(make_patient, book)
+
+    started = record_send_starts(Notification.objects.filter(pk__in=[day_before.pk, two_hours.pk]).claim())
+
+    assert [n.pk for n in started] == [day_before.pk]
+    assert Notification.objects.get(pk=two_hours.pk).status == "pending"
+
+
+def test_a_send_possibly_out_holds_back_the_next_to_its_number_until_it_is_found(reminders, settings, twilio):
+    day_before, two_hours = reminders
+    settings.NOTIFICATIONS_BACKOFF_BASE = 60
+    twilio.script(PHONE, "drop")  # Twilio takes the 2-hour reminder; its answer is lost
+    assert delivery.send_notification(two_hours.pk) == "failed"
+    later = Notification.objects.create(
+        appointment=two_hours.appointment,
+        patient=two_hours.patient,
+        kind="reminder",
+        channel="sms",
+        recipient=PHONE,
+        scheduled_for=timezone.now() - timedelta(seconds=1),
+    )
+
+    delivery.send_notification(later.pk)
+
+    assert Notification.objects.get(pk=later.pk).status == "pending"
+    assert len(reminder_sms(twilio)) == 2  # the 1-day reminder and the 2-hour one, not yet a third

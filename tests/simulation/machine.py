@@ -250,7 +250,13 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
             invariants.after_step(self)
             waiting = Notification.objects.filter(status__in=["pending", "sending", "failed"])
             times = [
-                *waiting.filter(status="pending").values_list("scheduled_for", flat=True),
+                # A pending row put back (held back, or no rate-limit token) is due at next_attempt_at.
+                *(
+                    max(scheduled, not_before or scheduled)
+                    for scheduled, not_before in waiting.filter(status="pending").values_list(
+                        "scheduled_for", "next_attempt_at"
+                    )
+                ),
                 *waiting.retrying().values_list("next_attempt_at", flat=True),
                 *(t + lease for t in waiting.filter(status="sending").values_list("claimed_at", flat=True)),
             ]

@@ -228,3 +228,25 @@ def test_simulation_seed_12_late_whatsapp_sent_twice_then_reclaimed_rows_take_an
     replay.book(ahead=50, patient=3)
     replay.advance_clock(seconds=61)
     replay.finish()
+
+
+def test_two_alike_reminders_in_doubt_at_once_each_keep_their_own_message(replay):
+    """Soak seed 1929852278607427613 (own identity): the 1-day and 2-hour SMS reminders, alike,
+    went out together; the first one's answer was lost, the second's worker died after Twilio
+    took it. The first row's look-up then found the second row's message, which no row held
+    yet, and took it for its own: one message for two rows, the other never looked for."""
+    replay.book(ahead=50, patient=2)
+    replay.sweep()
+    replay.advance_clock(seconds=24 * 3600)
+    for _ in range(4):
+        replay.advance_clock(seconds=6 * 3600)
+    replay.twilio_fault(patient=2, whatsapp=False, fault="drop", on_lookup=False)
+    replay.worker_claims(w=0, limit=2)
+    replay.worker_sends(w=0)
+    replay.worker_writes(w=0)
+    replay.worker_sends(w=0)
+    replay.worker_dies(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.finish()
