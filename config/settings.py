@@ -262,6 +262,9 @@ NOTIFICATIONS_SEND_THREADS = env_int("NOTIFICATIONS_SEND_THREADS", 8)
 NOTIFICATIONS_MAX_ATTEMPTS = env_int("NOTIFICATIONS_MAX_ATTEMPTS", 5)
 NOTIFICATIONS_BACKOFF_BASE = env_float("NOTIFICATIONS_BACKOFF_BASE", 30.0)
 NOTIFICATIONS_BACKOFF_MAX = env_float("NOTIFICATIONS_BACKOFF_MAX", 3600.0)
+# A send whose answer never came is tried again (after a look at Twilio) no sooner than this: a
+# message Twilio takes late is listed by then, and found, instead of sent twice (scenario 5b).
+NOTIFICATIONS_UNANSWERED_GRACE = env_float("NOTIFICATIONS_UNANSWERED_GRACE", 60.0)
 NOTIFICATIONS_LEASE_SECONDS = env_int("NOTIFICATIONS_LEASE_SECONDS", 300)
 NOTIFICATIONS_RETENTION_DAYS = env_int("NOTIFICATIONS_RETENTION_DAYS", 180)
 # Minimum necessary (issue 25): email bodies name the appointment's reason only when this is on

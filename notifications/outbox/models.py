@@ -7,6 +7,8 @@ while the row still carries that token, so a worker whose lease expired cannot o
 outcome of the worker that took the row over.
 """
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -158,7 +160,11 @@ class Notification(models.Model):
                 fields.update(rendered_subject=message.subject, rendered_text=message.text, rendered_html=message.html)
         elif status == NotificationStatus.FAILED:
             retry = not permanent and self.attempts < settings.NOTIFICATIONS_MAX_ATTEMPTS
-            fields["next_attempt_at"] = now + retry_delay(self.attempts) if retry else None
+            delay = retry_delay(self.attempts)
+            if possibly_sent:
+                # Its message may still be on its way into Twilio's list: the look-up waits for it.
+                delay = max(delay, timedelta(seconds=settings.NOTIFICATIONS_UNANSWERED_GRACE))
+            fields["next_attempt_at"] = now + delay if retry else None
             fields["died_at"] = None if retry else now
             fields["possibly_sent"] = self.possibly_sent or possibly_sent
         return Outcome(self, fields, now)

@@ -117,6 +117,7 @@ def test_receipt_for_a_send_whose_answer_was_lost_records_its_sid_and_sent(
 ):
     settings.TWILIO_HTTP_TIMEOUT = 0.3
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     twilio.script(PHONE, ("slow", 1))
     row = sms_booking(book, make_patient).notifications.get(kind="booking_confirmation")
     assert delivery.send_notification(row.pk) == "failed"

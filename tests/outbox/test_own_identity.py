@@ -44,6 +44,7 @@ def sent_day_before_and_due_two_hours(twilio, make_patient, book, accepted_ago):
 def reminders(db, settings, twilio, make_patient, book):
     """The 1-day reminder went out 22 hours before the 2-hour one is due, as it does."""
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     return sent_day_before_and_due_two_hours(twilio, make_patient, book, timedelta(hours=22))
 
 
@@ -85,6 +86,7 @@ def test_look_up_passes_over_a_message_another_row_holds(transactional_db, setti
     """Within the window (here, the 1-day reminder a moment before), a message of the same text
     that another row holds is that row's, not this one's."""
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     settings.TWILIO_HTTP_TIMEOUT = 0.3
     day_before, two_hours = sent_day_before_and_due_two_hours(twilio, make_patient, book, timedelta(0))
     twilio.script(PHONE, ("slow", 1))
@@ -160,6 +162,7 @@ def test_new_send_of_a_row_drops_the_delivery_status_of_its_old_message(reminder
 
 def test_whatsapp_template_send_whose_answer_was_lost_is_found_not_sent_again(db, settings, twilio, make_patient, book):
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     twilio.script(f"whatsapp:{PHONE}", "drop")
     appointment = book(make_patient(channels=["whatsapp"], phone=PHONE))
     row = appointment.notifications.get(kind="booking_confirmation", channel="whatsapp")

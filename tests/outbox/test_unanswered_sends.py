@@ -15,6 +15,7 @@ def sms_row(book, make_patient):
 def test_unanswered_send_is_retried_without_a_second_sms(db, settings, twilio, book, make_patient):
     settings.TWILIO_HTTP_TIMEOUT = 0.3
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     twilio.script(PHONE, ("slow", 1))
     row = sms_row(book, make_patient)
 
@@ -35,6 +36,7 @@ def test_unanswered_send_is_retried_without_a_second_sms(db, settings, twilio, b
 def test_unanswered_send_that_twilio_never_accepted_is_sent_on_retry(db, settings, twilio, book, make_patient):
     settings.TWILIO_HTTP_TIMEOUT = 0.3
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     twilio.script(PHONE, ("slow", 1))
     row = sms_row(book, make_patient)
     delivery.send_notification(row.pk)
@@ -49,6 +51,7 @@ def test_unanswered_send_that_twilio_never_accepted_is_sent_on_retry(db, setting
 
 def test_refused_connection_is_retried_without_looking_first(db, settings, twilio, book, make_patient):
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     row = sms_row(book, make_patient)
     settings.TWILIO_API_BASE_URL = "http://127.0.0.1:1"
     delivery.send_notification(row.pk)
@@ -67,6 +70,7 @@ def test_answer_trickled_past_the_timeout_ends_the_send_as_unanswered(db, settin
     timeout: the send ends unanswered (possibly sent), not when the server is done."""
     settings.TWILIO_HTTP_TIMEOUT = 0.5
     settings.NOTIFICATIONS_BACKOFF_BASE = 0
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     twilio.script(PHONE, ("trickle", 0.02))
     row = sms_row(book, make_patient)
 

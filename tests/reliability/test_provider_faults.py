@@ -69,6 +69,7 @@ def fast_retries(settings):
     settings.TWILIO_HTTP_TIMEOUT = TIMEOUT
     settings.NOTIFICATIONS_MAX_ATTEMPTS = MAX_ATTEMPTS
     settings.NOTIFICATIONS_BACKOFF_BASE = 0.05
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 0
     settings.NOTIFICATIONS_BACKOFF_MAX = 0.2
 
 
@@ -159,11 +160,9 @@ def test_provider_faults_end_sent_or_dead_with_the_error_kept(db, fast_retries, 
         assert accepted_sms[phone] == (0 if group in ("5xx-forever", "permanent") else 1), (group, accepted_sms[phone])
 
 
-def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_retries, late_twilio, settings):
-    """The hole the look-first retry leaves: Twilio takes the first request only after the
-    client gave up AND after the retry listed the recipient's messages. Backoff with full
-    jitter lets the retry come at once, so the message goes out twice (at most twice)."""
-    twilio = late_twilio
+def late_acceptances(twilio, settings, scenario, **extra):
+    """Three patients' confirmations, each taken by Twilio 2 s after the client gave up, swept
+    until sent; then the late acceptances land. Returns each phone's SMS count."""
     settings.TWILIO_HTTP_TIMEOUT = 0.3
     patients = []
     for n in range(3):
@@ -183,20 +182,39 @@ def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_r
     time.sleep(2.0)  # the late acceptances have happened
     accepted_sms = Counter(message["to"] for message in twilio.accepted)
     statuses = Counter(rows.values_list("status", flat=True))
-    second = sum(1 for p in patients if accepted_sms[p.phone] >= 2)
     report(
-        "5b late acceptance",
+        scenario,
         rows=len(patients),
         sent=statuses["sent"],
         duplicates=duplicates(accepted_sms),
         lost=sum(1 for p in patients if accepted_sms[p.phone] == 0),
         stuck=len(patients) - statuses["sent"],
         five_xx=0,
-        second_sms_after_late_accept=f"{second}/{len(patients)}",
+        second_sms_after_late_accept=f"{sum(1 for p in patients if accepted_sms[p.phone] >= 2)}/{len(patients)}",
         lookups=len(twilio.lookups),
+        **extra,
     )
     assert statuses == {"sent": len(patients)}
-    assert all(1 <= accepted_sms[p.phone] <= 2 for p in patients)
+    return [accepted_sms[p.phone] for p in patients]
+
+
+def test_message_twilio_accepts_after_the_retry_looked_goes_out_twice(db, fast_retries, late_twilio, settings):
+    """The hole the look-first retry leaves: Twilio takes the first request only after the
+    client gave up AND after the retry listed the recipient's messages. With no grace before
+    the retry (NOTIFICATIONS_UNANSWERED_GRACE=0) it comes at once, so the message goes out
+    twice (at most twice)."""
+    counts = late_acceptances(late_twilio, settings, "5b late acceptance, no grace")
+    assert all(1 <= count <= 2 for count in counts)
+
+
+def test_retry_of_an_unanswered_send_waits_out_the_grace_and_finds_the_late_message(
+    db, fast_retries, late_twilio, settings
+):
+    """5b narrowed: the retry of a send whose answer was lost comes no sooner than
+    NOTIFICATIONS_UNANSWERED_GRACE (here 3 s, past Twilio's 2 s late acceptance), so its look-up
+    finds the message and nothing goes twice."""
+    settings.NOTIFICATIONS_UNANSWERED_GRACE = 3
+    assert late_acceptances(late_twilio, settings, "5b late acceptance, 3 s grace") == [1, 1, 1]
 
 
 # name: (script of the first sends, script of the first look-ups)
