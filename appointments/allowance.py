@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
-from rest_framework.exceptions import Throttled
+from rest_framework.exceptions import PermissionDenied, Throttled
 
 from .models import Appointment, ContactCodeSent, Patient, PatientChange
 
@@ -21,6 +21,8 @@ def check(patient, now=None):
     now = now or timezone.now()
     Patient.objects.select_for_update().filter(pk=patient.pk).exists()
     limit = settings.BOOKINGS_PER_PATIENT_PER_HOUR
+    if limit <= 0:
+        raise PermissionDenied("Appointments are booked by the clinic; please call the clinic.")
     recent = Appointment.objects.filter(patient=patient, created_at__gt=now - WINDOW).order_by("-created_at")
     booked = list(recent.values_list("created_at", flat=True)[:limit])
     if len(booked) >= limit:
@@ -39,6 +41,8 @@ def take_change(appointment, action, now=None):
     patient = appointment.patient
     Patient.objects.select_for_update().filter(pk=patient.pk).exists()
     limit = settings.PATIENT_CHANGES_PER_DAY
+    if limit <= 0:
+        raise PermissionDenied("Appointments are changed by the clinic; please call the clinic.")
     recent = PatientChange.objects.filter(patient=patient, at__gt=now - CHANGES_WINDOW).order_by("-at")
     made = list(recent.values_list("at", flat=True)[:limit])
     if len(made) >= limit:

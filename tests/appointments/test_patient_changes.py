@@ -56,6 +56,18 @@ def test_moving_to_the_same_time_is_not_counted(patient_client, appointment, set
     assert (first.status_code, again.status_code) == (200, 200)
 
 
+def test_no_changes_allowed_refuses_a_patients_move_with_403_and_changes_nothing(patient_client, appointment, settings):
+    settings.PATIENT_CHANGES_PER_DAY = 0
+
+    refused = move(patient_client, appointment, 1)
+
+    assert refused.status_code == 403, refused.content
+    assert "clinic" in refused.json()["detail"]
+    original = appointment.starts_at
+    appointment.refresh_from_db()
+    assert appointment.starts_at == original
+
+
 def test_staff_are_not_limited(staff_client, appointment, settings):
     settings.PATIENT_CHANGES_PER_DAY = 1
 

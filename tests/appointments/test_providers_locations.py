@@ -75,6 +75,16 @@ def test_a_patient_books_at_most_five_appointments_an_hour(patient_client, clini
     assert Appointment.objects.count() == 5
 
 
+def test_no_bookings_allowed_refuses_a_patients_booking_with_403(patient_client, clinic, settings):
+    settings.BOOKINGS_PER_PATIENT_PER_HOUR = 0
+
+    refused = patient_client.post(URL, booking(patient_client.patient), format="json")
+
+    assert refused.status_code == 403, refused.content
+    assert "clinic" in refused.json()["detail"]
+    assert not Appointment.objects.exists()
+
+
 def test_staff_book_for_a_patient_without_that_limit(staff_client, make_patient, clinic):
     patient = make_patient()
 
