@@ -19,6 +19,7 @@ from .horizon import check_horizon
 from .models import Appointment, ContactChannel, Location, Patient, Provider
 from .reachability import warnings_for
 from .records import RecordName
+from .signals import consent_changed
 
 # ASCII digits only: `\d` would also take Arabic-Indic and full-width digits, which no provider dials.
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -180,7 +181,13 @@ class PatientSerializer(serializers.ModelSerializer):
                 value = validated_data.get(field)
                 if value and value != getattr(patient, field):
                     self.contact_changes[field] = validated_data.pop(field)
+        opted_out_before = set(patient.opted_out)
         patient = super().update(patient, validated_data)
+        # As a STOP or START is announced: the clinic's systems hear of it however it was made.
+        for channel in sorted(opted_out_before ^ set(patient.opted_out)):
+            consent_changed.send(
+                type(patient), patient_id=patient.pk, channel=channel, opted_out=channel in patient.opted_out
+            )
         if patient.user_id:
             patient.user.username = patient.user.email = patient.email
             if password:

@@ -7,6 +7,10 @@ text_message_requested asks whoever sends text messages (notifications/) to send
 any appointment's notices (a verification code): arguments `to` and `text`; a receiver that
 cannot send it raises TextNotSent.
 
+consent_changed says a patient opted out of a channel or back in, however it happened (a reply,
+Twilio's unsubscribe, an email complaint, the API): arguments `patient_id`, `channel`,
+`opted_out` (True: the patient opted out of it).
+
 patient_data_read says a request read patients' data (appointments/trail.py): arguments `request`,
 `patient_ids` and `action`; privacy/ hears it and appends to the access trail."""
 
@@ -18,6 +22,7 @@ appointment_cancelled = Signal()
 appointment_confirmed = Signal()
 text_message_requested = Signal()
 patient_data_read = Signal()
+consent_changed = Signal()
 
 
 class TextNotSent(Exception):

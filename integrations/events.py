@@ -10,10 +10,10 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.utils import timezone
 
-from appointments.signals import appointment_cancelled, appointment_confirmed
+from appointments.signals import appointment_cancelled, appointment_confirmed, consent_changed
 from integrations.models import EventType, WebhookDelivery, WebhookEndpoint
 from notifications.outbox.dispatch import publish
-from notifications.outbox.signals import consent_changed, delivery_status_recorded, notification_dead
+from notifications.outbox.signals import delivery_status_recorded, notification_dead
 
 # The task that posts the rows one event wrote (tasks/webhooks.py), on the webhooks queue.
 DELIVER_WEBHOOKS = "integrations.deliver_webhooks"

@@ -5,10 +5,11 @@ and sending already honour."""
 from django.db import transaction
 
 from appointments.models import Patient
+from appointments.signals import consent_changed
 from notifications.channels import get_channel
 from notifications.inbound.models import InboundAction, InboundMessage
 from notifications.outbox.planning import plan_fallback
-from notifications.outbox.signals import consent_changed, notification_dead
+from notifications.outbox.signals import notification_dead
 
 
 @transaction.atomic

@@ -95,6 +95,23 @@ def test_an_endpoint_hears_only_the_events_it_asked_for(endpoint, receiver, book
     assert [(e["type"], e["data"]["by"]) for e in received_events(receiver)] == [("appointment.cancelled", "staff")]
 
 
+def test_consent_changed_through_the_api_is_announced_as_a_reply_is(endpoint, receiver, make_patient, staff_client):
+    endpoint(events=["patient.opted_out", "patient.opted_in"])
+    patient = make_patient(channels=["sms", "email"], phone=PHONE)
+
+    out = staff_client.patch(f"/api/patients/{patient.pk}/", {"opted_out": ["sms", "email"]}, format="json")
+    back_in = staff_client.patch(f"/api/patients/{patient.pk}/", {"opted_out": ["email"]}, format="json")
+    same = staff_client.patch(f"/api/patients/{patient.pk}/", {"opted_out": ["email"]}, format="json")
+    delivery.sweep()
+
+    assert (out.status_code, back_in.status_code, same.status_code) == (200, 200, 200)
+    assert sorted((e["type"], e["data"]["channel"]) for e in received_events(receiver)) == [
+        ("patient.opted_in", "sms"),
+        ("patient.opted_out", "email"),
+        ("patient.opted_out", "sms"),
+    ]
+
+
 def test_an_event_rolled_back_with_its_change_is_never_sent(endpoint, receiver, book):
     """The row is written in the transaction of the thing that happened: no change, no event."""
     from django.db import transaction
