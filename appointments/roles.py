@@ -5,8 +5,9 @@ FRONT_DESK = "Front desk"
 CLINIC_MANAGER = "Clinic manager"
 AUDITOR = "Auditor"
 
-# The apps whose every record the auditor reads (privacy: the access trail and the erasures).
-AUDITED_APPS = ("appointments", "notifications", "privacy")
+# The apps whose every record the auditor reads (privacy: the access trail and the erasures;
+# integrations: the clinic's webhook endpoints and what was sent to them).
+AUDITED_APPS = ("appointments", "notifications", "privacy", "integrations")
 
 
 def crud(app_label, model, *verbs):
@@ -28,6 +29,8 @@ CLINIC_MANAGER_PERMISSIONS = [
     *FRONT_DESK_PERMISSIONS,
     *crud("appointments", "provider", "add", "change", "delete"),
     *crud("appointments", "location", "add", "change", "delete"),
+    # The clinic's identity on every email (name, phone, address, logo).
+    *crud("appointments", "clinic", "view", "change"),
     *crud("notifications", "messagetemplate", "view", "add", "change", "delete", "preview", "restore"),
     *crud("notifications", "messagetemplaterevision", "view"),
     "notifications.retry_notification",

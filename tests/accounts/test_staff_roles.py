@@ -104,6 +104,18 @@ def test_the_roles_ship_as_groups_with_the_permissions_they_need(db):
     assert {"appointments.view_patient", "notifications.view_messagetemplaterevision"} <= roles["Auditor"]
 
 
+def test_the_manager_keeps_the_clinics_identity_and_the_auditor_reads_the_webhooks_too(db):
+    roles = {
+        group.name: {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.all()}
+        for group in Group.objects.prefetch_related("permissions__content_type")
+    }
+
+    assert {"appointments.view_clinic", "appointments.change_clinic"} <= roles["Clinic manager"]
+    assert {"appointments.view_clinic", "integrations.view_webhookendpoint", "integrations.view_webhookdelivery"} <= (
+        roles["Auditor"]
+    )
+
+
 def test_the_data_rights_permissions_are_declared(db):
     assert set(
         Permission.objects.filter(content_type__app_label="appointments").values_list("codename", flat=True)
