@@ -26,7 +26,7 @@ from notifications.outbox.models import (
     record_send_starts,
 )
 from notifications.outbox.ratelimit import take_token, token_interval
-from notifications.outbox.undeliverable import is_undeliverable
+from notifications.outbox.undeliverable import UndeliverableAddress, is_undeliverable
 
 logger = logging.getLogger(__name__)
 
@@ -157,8 +157,10 @@ class _CurrentState:
                 self.appointments.pop(pk, None)  # gone since: its earlier read must not serve
             for pk, appointment in read.items():
                 self.appointments[pk] = (appointment, now)
+        undeliverable = _undeliverable([n for n in rows if n.channel == Channel.EMAIL])
         for notification in rows:
             waiting.popleft()
+            notification.address_undeliverable = (notification.patient_id, notification.recipient) in undeliverable
             if notification.appointment_id in self.appointments:
                 notification.appointment = self.appointments[notification.appointment_id][0]
                 notification.patient = notification.appointment.patient
@@ -166,6 +168,18 @@ class _CurrentState:
                 # Deleted since the claim read it: the send must find it gone, not use that copy.
                 Notification.appointment.field.delete_cached_value(notification)
         return rows
+
+
+def _undeliverable(email_rows):
+    """(patient id, address) of these email rows' addresses an email service reported dead: read
+    here, once for the rows handed out, as the send threads touch no database."""
+    if not email_rows:
+        return set()
+    return set(
+        UndeliverableAddress.objects.filter(
+            patient_id__in={n.patient_id for n in email_rows}, address__in={n.recipient for n in email_rows}
+        ).values_list("patient_id", "address")
+    )
 
 
 def _write(outcomes):
@@ -260,7 +274,7 @@ def reason_not_to_send(notification):
     appointment = notification.appointment
     if notification.channel in notification.patient.opted_out:
         return f"patient opted out of {notification.channel}"
-    if notification.channel == Channel.EMAIL and is_undeliverable(notification.patient_id, notification.recipient):
+    if notification.channel == Channel.EMAIL and _address_undeliverable(notification):
         # Planned before an email service reported the address dead (a bounce, a rejection).
         return "email address reported undeliverable"
     if appointment.status == AppointmentStatus.CANCELLED and notification.kind != NotificationKind.CANCELLATION:
@@ -274,3 +288,9 @@ def reason_not_to_send(notification):
         if datetime.fromisoformat(notification.context["starts_at"]) != appointment.starts_at:
             return "appointment moved"
     return ""
+
+
+def _address_undeliverable(notification):
+    """As read at the row's hand-out (_CurrentState.take), or now for a row not handed out so."""
+    known = getattr(notification, "address_undeliverable", None)
+    return is_undeliverable(notification.patient_id, notification.recipient) if known is None else known
