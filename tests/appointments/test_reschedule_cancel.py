@@ -10,6 +10,7 @@ from django.utils import timezone
 from appointments import services
 from notifications.models import Notification
 from notifications.outbox.delivery import send_notification
+from notifications.outbox.models import record_send_starts
 from notifications.outbox.sweeps import sweep
 from tests.conftest import settled
 
@@ -253,7 +254,8 @@ def reminder_in_flight_that_fails(appointment, change):
     transiently: withdrawing rows cannot touch it, so its retry comes back later."""
     reminder = appointment.notifications.filter(kind="reminder", status="pending").first()
     Notification.objects.filter(pk=reminder.pk).update(scheduled_for=timezone.now() - timedelta(minutes=1))
-    [in_flight] = Notification.objects.filter(pk=reminder.pk).claim()
+    # Its send started (recorded before the request, as deliver does): in flight, not withdrawn.
+    [in_flight] = record_send_starts(Notification.objects.filter(pk=reminder.pk).claim())
     change()
     in_flight.mark_failed("Twilio 503: Service error", permanent=False)
     Notification.objects.filter(pk=reminder.pk).update(next_attempt_at=timezone.now())

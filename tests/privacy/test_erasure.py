@@ -20,6 +20,7 @@ from notifications.channels import Message
 from notifications.models import InboundMessage, Notification, NotificationAttempt
 from notifications.operations.metrics import render as metrics_text
 from notifications.operations.monitoring import dashboard_figures
+from notifications.outbox.models import record_send_starts
 from privacy.models import AccessLogEntry, Erasure
 from tests.conftest import booking, token_client
 
@@ -189,7 +190,8 @@ def test_delivery_statistics_are_unchanged_by_an_erasure(eraser, zelda):
 def test_a_send_in_flight_writes_no_personal_data_back_after_the_erasure(eraser, zelda):
     row = zelda.pending
     Notification.objects.filter(pk=row.pk).update(scheduled_for=timezone.now() - timedelta(minutes=1))
-    [claimed] = Notification.objects.filter(pk=row.pk).claim()
+    # In flight: claimed and its send's start recorded, as a worker does before the request.
+    [claimed] = record_send_starts(Notification.objects.filter(pk=row.pk).claim())
 
     eraser.post(f"/api/patients/{zelda.patient.pk}/erase/", {"reason": "Asked"}, format="json")
     message = Message(subject=f"Dear {NAME}", text=f"Hello {NAME}", html=f"<p>{NAME}</p>")
@@ -247,3 +249,15 @@ def test_erasure_removes_an_address_an_email_service_reported_undeliverable(eras
 
     assert personal_data_in(whole_database()) == []
     assert not UndeliverableAddress.objects.filter(patient=zelda.patient).exists()
+
+
+def test_a_row_claimed_but_not_yet_sent_is_withdrawn_by_the_erasure_and_never_sent(eraser, zelda, twilio):
+    row = zelda.pending
+    Notification.objects.filter(pk=row.pk).update(scheduled_for=timezone.now() - timedelta(minutes=1))
+    claimed = Notification.objects.filter(pk=row.pk).claim()
+
+    eraser.post(f"/api/patients/{zelda.patient.pk}/erase/", {"reason": "Asked"}, format="json")
+
+    assert record_send_starts(claimed) == []
+    row.refresh_from_db()
+    assert row.status == "cancelled"
