@@ -280,6 +280,7 @@ def test_worker_logs_hold_no_secret_and_no_full_phone_number(spawn, worker_env, 
             TWILIO_HTTP_TIMEOUT="0.5",
             NOTIFICATIONS_BACKOFF_BASE="0.1",
             NOTIFICATIONS_BACKOFF_MAX="0.2",
+            NOTIFICATIONS_UNANSWERED_GRACE="0",
             LOG_LEVEL=loglevel,
             SMS_ALLOWED_COUNTRIES="1,44",  # the +44 number below is texted too
         )
