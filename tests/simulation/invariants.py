@@ -41,7 +41,7 @@ def after_step(machine):
     for delivered in edge.new_deliveries():
         true_when_sent(delivered)
         no_fallback_after_delivery(delivered, machine.delivered_rows)
-    at_most_once(every, machine.unwritten_email_ids)
+    at_most_once(every, machine.unwritten_email_ids | machine.held_email_ids())
     own_identity(every)
     receipts_are_evidence(machine.delivered_rows)
     consent_follows_the_patient(machine)
@@ -84,8 +84,8 @@ def no_fallback_after_delivery(delivered, delivered_rows):
 
 def at_most_once(every, unwritten_email_ids):
     """At most one message per row reaches its recipient. The one window allowed, and counted:
-    an email the SMTP server took whose outcome was never written (a worker gone), sent again;
-    SMTP has nothing to look up."""
+    an email the SMTP server took whose outcome was never written (a worker gone, or one that
+    still holds it past its lease), sent again; SMTP has nothing to look up."""
     by_row = defaultdict(list)
     for delivered in every:
         by_row[delivered.row_id].append(delivered)

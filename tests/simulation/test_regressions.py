@@ -250,3 +250,18 @@ def test_two_alike_reminders_in_doubt_at_once_each_keep_their_own_message(replay
     replay.reclaim()
     replay.sweep()
     replay.finish()
+
+
+def test_email_sent_again_after_its_stalled_workers_lease_expired_is_the_smtp_window(replay):
+    """Soak seed 17010346534076616721 (at most once, the simulation's own defect): a worker took
+    an email's send and held its outcome past the lease, alive; the reclaim returned the row and
+    the sweep emailed it again. SMTP has nothing to look up: this is the window docs/RELIABILITY.md
+    allows for an email whose outcome was never written, which the check counted only for a
+    worker that died, not for one that stalled."""
+    replay.book(ahead=1.5, patient=5)
+    replay.worker_claims(w=0, limit=3)
+    replay.worker_sends(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.finish()

@@ -78,6 +78,15 @@ class WorkerRules:
         worker.close()
         self.workers[w] = Worker()
 
+    def held_email_ids(self):
+        """Emails the SMTP server took whose outcomes a live worker still holds, unwritten."""
+        return {
+            o.fields["provider_message_id"]
+            for worker in self.workers
+            for o in worker.outcomes
+            if o.fields["status"] == NotificationStatus.SENT and o.notification.channel == "email"
+        }
+
     def _note_unwritten(self, outcomes):
         """Emails whose outcome was written to no row (their claim had been taken over)."""
         for o in outcomes:
