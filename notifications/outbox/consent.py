@@ -25,6 +25,9 @@ def set_opted_out(patient_ids, channel, opted_out):
         else:
             patient.opted_out = [c for c in patient.opted_out if c != channel]
         patient.save(update_fields=["opted_out"])
+        if opted_out:
+            # A send a worker holds but has not started goes no more, whatever it read before.
+            patient.notifications.filter(channel=channel).skip_unstarted(f"patient opted out of {channel}")
         consent_changed.send(Patient, patient_id=patient.pk, channel=channel, opted_out=opted_out)
         changed += 1
     return changed

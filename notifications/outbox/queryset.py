@@ -150,6 +150,15 @@ class NotificationQuerySet(models.QuerySet):
             )
         )
 
+    def skip_unstarted(self, reason):
+        """Claimed rows whose send has not started become SKIPPED with the reason (the patient
+        opted out of their channel, their address was reported dead), so a worker holding them
+        with an older read of the patient never sends them: its record_send_starts finds them no
+        longer held."""
+        return self.filter(CLAIMED_NOT_STARTED).update(
+            status=NotificationStatus.SKIPPED, last_error=reason, claim_token=None, updated_at=timezone.now()
+        )
+
     def put_back(self, not_before):
         """Claimed rows handed back unsent (their sends never started): PENDING again, the
         attempt not counted, not due before not_before."""

@@ -35,7 +35,12 @@ def is_undeliverable(patient_id, address):
 
 
 def mark_undeliverable(notification, event, reason="", description="", esp=""):
-    """Record the row's address as undeliverable (again: the first report stands)."""
+    """Record the row's address as undeliverable (again: the first report stands). An email to
+    it that a worker holds but has not started goes no more, whatever the worker read before."""
+    rows = type(notification)._default_manager
+    rows.filter(
+        patient_id=notification.patient_id, channel=notification.channel, recipient=notification.recipient
+    ).skip_unstarted("email address reported undeliverable")
     UndeliverableAddress.objects.get_or_create(
         patient_id=notification.patient_id,
         address=notification.recipient,

@@ -292,3 +292,30 @@ def test_a_stop_after_a_start_still_opts_out(db, make_patient):
     )
 
     assert Patient.objects.get(pk=patient.pk).opted_out == ["sms"]
+
+
+def test_a_stop_stops_a_claimed_sms_not_yet_started_whatever_its_worker_last_read(db, twilio, book, make_patient):
+    appointment = book(sms_patient(make_patient))
+    claimed = Notification.objects.filter(pk=confirmation(appointment).pk).claim()
+    stalled = delivery._CurrentState(lookahead=1, max_age=float("inf"))
+    stalled.offer(claimed)
+
+    handle_inbound(Inbound(sid="SMstop", sender=appointment.patient.phone, to="+15005550006", body="STOP"))
+
+    assert record_send_starts(stalled.take(deque(claimed), 1)) == []
+    row = confirmation(appointment)
+    assert (row.status, row.last_error) == ("skipped", "patient opted out of sms")
+
+
+def test_a_bounce_stops_a_claimed_email_to_that_address_not_yet_started(db, book, make_patient):
+    from notifications.outbox.undeliverable import mark_undeliverable
+
+    appointment = book(make_patient(channels=["email"], email="gone@example.com"))
+    row = appointment.notifications.get(kind="booking_confirmation", channel="email")
+    claimed = Notification.objects.filter(pk=row.pk).claim()
+
+    mark_undeliverable(row, "bounced")
+
+    assert record_send_starts(claimed) == []
+    row.refresh_from_db()
+    assert (row.status, row.last_error) == ("skipped", "email address reported undeliverable")
