@@ -41,7 +41,7 @@ def _stamp(moment):
 
 def _key(event_type, timestamp, data):
     """An event as its receiver tells it from others (who acted, `by`, aside)."""
-    return (event_type, timestamp, tuple(sorted((k, v) for k, v in data.items() if k != "by")))
+    return (str(event_type), timestamp, tuple(sorted((k, v) for k, v in data.items() if k != "by")))
 
 
 def facts():

@@ -228,3 +228,17 @@ def test_simulation_seed_12_late_whatsapp_sent_twice_then_reclaimed_rows_take_an
     replay.book(ahead=50, patient=3)
     replay.advance_clock(seconds=61)
     replay.finish()
+
+
+# Found by the simulation's email service and clinic's systems (issue 29).
+
+
+def test_email_service_report_is_announced_to_the_clinics_systems(replay):
+    """CI run of the simulation with the email service (derandomized), "events at least once":
+    the service's `opened` moved the email row's delivery status to read, and no
+    notification.delivery event reached the clinic's endpoint (Twilio's receipts announce theirs)."""
+    replay.first_booking(patient=0, ahead=25)
+    replay.sweep()
+    replay.esp_event(i=0, event="delivered", esp="postmark", again=False)
+    replay.esp_event(i=0, event="opened", esp="mailgun", again=False)
+    replay.finish()
