@@ -14,6 +14,7 @@ from notifications.inbound.receipts import keep_receipt
 from notifications.outbox.consent import set_opted_out
 from notifications.outbox.models import Channel, DeliveryStatus, Notification
 from notifications.outbox.planning import plan_fallback
+from notifications.outbox.signals import delivery_status_recorded
 from notifications.outbox.undeliverable import mark_undeliverable
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,10 @@ def apply_email_event(*, esp_name, event_type, message_id, event_id=None, reject
         updated = Notification.objects.filter(channel=Channel.EMAIL).record_delivery_status(
             message_id, status, (reject_reason or "")[:16]
         )
+    if updated:
+        # Announced as a Twilio receipt's is (the clinic's systems hear notification.delivery).
+        row.refresh_from_db(fields=["delivery_status", "delivery_error_code"])
+        delivery_status_recorded.send(Notification, notification=row)
     if event_type in UNDELIVERABLE and reject_reason not in NOT_THE_ADDRESS:
         mark_undeliverable(row, event_type, reject_reason, description, esp_name)
     if event_type in NOT_DELIVERED:
