@@ -42,7 +42,7 @@ def after_step(machine):
     new = edge.new_deliveries()
     for delivered in new:
         true_when_sent(delivered)
-        no_fallback_after_delivery(delivered, machine.delivered_rows)
+        no_message_after_delivery(delivered, machine.delivered_rows)
     at_most_once(every, machine.unwritten_email_ids)
     own_identity(every)
     receipts_are_evidence(machine.delivered_rows)
@@ -73,8 +73,14 @@ def true_when_sent(delivered):
     )
 
 
-def no_fallback_after_delivery(delivered, delivered_rows):
-    """A receipt is evidence: the fallback of a message a receipt showed delivered never goes."""
+def no_message_after_delivery(delivered, delivered_rows):
+    """A receipt is evidence: a message a receipt showed delivered is never sent again, nor does
+    its fallback go."""
+    check(
+        delivered.row_id not in delivered_rows,
+        "receipt is evidence",
+        f"row {delivered.row_id} reached {delivered.to} again although a receipt showed its message delivered",
+    )
     fallback_for = Notification.objects.filter(pk=delivered.row_id).values_list("fallback_for", flat=True).first()
     check(
         fallback_for not in delivered_rows,

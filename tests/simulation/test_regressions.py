@@ -242,3 +242,33 @@ def test_email_service_report_is_announced_to_the_clinics_systems(replay):
     replay.esp_event(i=0, event="delivered", esp="postmark", again=False)
     replay.esp_event(i=0, event="opened", esp="mailgun", again=False)
     replay.finish()
+
+
+def test_bounce_of_an_email_whose_outcome_was_never_written_stops_email_to_the_address(replay):
+    """Soak seed 2063575571377661227, "undeliverable address": the email service took row 1's
+    email and bounced it while the worker that sent it had not written the outcome (it died);
+    the bounce named a message id no row had, so it was dropped, and the row's retry emailed the
+    dead address again."""
+    replay.first_booking(patient=3, ahead=25)
+    replay.worker_claims(w=0, limit=1)
+    replay.worker_sends(w=0)
+    replay.esp_event(i=0, event="bounced", esp="postmark", again=False)
+    replay.worker_dies(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.finish()
+
+
+def test_email_delivered_before_its_outcome_was_written_is_not_sent_again(replay):
+    """As above with `delivered` (Mailgun's): the report was dropped, and the row whose email
+    the service had delivered was sent again when its lease ran out."""
+    replay.first_booking(patient=3, ahead=25)
+    replay.worker_claims(w=0, limit=1)
+    replay.worker_sends(w=0)
+    replay.esp_event(i=0, event="delivered", esp="mailgun", again=False)
+    replay.worker_dies(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.finish()
