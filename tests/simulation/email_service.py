@@ -197,7 +197,7 @@ class EmailServiceRules:
                 f"patient {patient_id} {event} of email {esp_id} and is still opted in to email ({opted_out})",
             )
 
-    @rule(patient=st.sampled_from([0, 1, 3, 5]))
+    @rule(patient=st.sampled_from([0, 1, 3, 5, 6]))
     @step
     def patient_changes_email(self, patient):
         """The patient gives staff a new email address (the old one may have bounced)."""

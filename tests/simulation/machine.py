@@ -38,6 +38,8 @@ PATIENTS = [
     (["whatsapp"], "+14155550205", ""),
     # No phone for the text channels chosen: its messages go by email instead (issue 24).
     (["sms", "whatsapp"], "", "p6@example.com"),
+    # Email only, with a phone: an email that bounces goes by SMS instead (issue 29).
+    (["email"], "+14155550207", "p7@example.com"),
 ]
 # Booked this long ahead: within a reminder's reach, between them, and days away.
 BOOK_AHEAD_HOURS = [1.5, 3, 25, 50, 24 * 5]
@@ -174,7 +176,7 @@ class Simulation(WorkerRules, EmailServiceRules, ClinicSystemsRules, RuleBasedSt
         else:
             self.twilio.script(address, fault)
 
-    @rule(patient=st.sampled_from([0, 1, 2, 3]), code=st.sampled_from([451, 550]))
+    @rule(patient=st.sampled_from([0, 1, 2, 3, 6]), code=st.sampled_from([451, 550]))
     @step
     def email_fault(self, patient, code):
         FaultyEmailBackend.faults[self.patients[patient].email].append(code)

@@ -272,3 +272,18 @@ def test_email_delivered_before_its_outcome_was_written_is_not_sent_again(replay
     replay.reclaim()
     replay.sweep()
     replay.finish()
+
+
+def test_email_delivered_after_its_row_died_of_its_lease_is_not_fallen_back_from(replay):
+    """As above, on the last attempt: the row died of its lease and its SMS fallback was planned;
+    the service's delivered report for the email must settle the row and stop the fallback."""
+    replay.first_booking(patient=6, ahead=25)
+    for _ in range(2):
+        replay.worker_claims(w=0, limit=1)
+        replay.worker_sends(w=0)
+        replay.worker_dies(w=0)
+        replay.advance_clock(seconds=61)
+        replay.reclaim()
+    replay.esp_event(i=0, event="delivered", esp="postmark", again=False)
+    replay.sweep()
+    replay.finish()
