@@ -187,7 +187,10 @@ class EmailServiceRules:
             self.esp.dead_addresses.add((patient_id, address))
         if event in FALLS_BACK:
             self.esp.failed_rows.add(row_id)
-            falls_back_once(row_id, expected=True)
+            # Expected of the row's own message (an earlier copy, sent again when its outcome was
+            # lost, says what it says of the address; the row's own message will say the rest).
+            recorded = Notification.objects.filter(pk=row_id).values_list("provider_message_id", flat=True).first()
+            falls_back_once(row_id, expected=recorded == esp_id)
         if event in OPTS_OUT:
             self.esp.opted_out.add(patient_id)
             opted_out = Patient.objects.get(pk=patient_id).opted_out

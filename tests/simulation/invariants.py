@@ -43,7 +43,7 @@ def after_step(machine):
     for delivered in new:
         true_when_sent(delivered)
         no_message_after_delivery(delivered, machine.delivered_rows)
-    at_most_once(every, machine.unwritten_email_ids)
+    at_most_once(every, machine.unwritten_email_ids | machine.held_email_ids())
     own_identity(every)
     receipts_are_evidence(machine.delivered_rows)
     consent_follows_the_patient(machine)
@@ -91,8 +91,8 @@ def no_message_after_delivery(delivered, delivered_rows):
 
 def at_most_once(every, unwritten_email_ids):
     """At most one message per row reaches its recipient. The one window allowed, and counted:
-    an email the SMTP server took whose outcome was never written (a worker gone), sent again;
-    SMTP has nothing to look up."""
+    an email the SMTP server took whose outcome was never written (a worker gone, or stalled
+    past its lease), sent again; SMTP has nothing to look up."""
     by_row = defaultdict(list)
     for delivered in every:
         by_row[delivered.row_id].append(delivered)

@@ -287,3 +287,17 @@ def test_email_delivered_after_its_row_died_of_its_lease_is_not_fallen_back_from
     replay.esp_event(i=0, event="delivered", esp="postmark", again=False)
     replay.sweep()
     replay.finish()
+
+
+def test_email_sent_again_past_a_stalled_workers_lease_is_the_counted_window(replay):
+    """Soak seed 5020017886345453327, "at most once", the simulation's own defect: a worker
+    stalled holding its email's outcome past the lease, and the sweep sent the row again; the
+    allowed window (SMTP has nothing to look up) was counted only once the worker died."""
+    replay.first_booking(patient=0, ahead=1.5)
+    replay.worker_claims(limit=2, w=0)
+    replay.worker_sends(w=0)
+    replay.worker_sends(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.finish()

@@ -78,6 +78,16 @@ class WorkerRules:
         worker.close()
         self.workers[w] = Worker()
 
+    def held_email_ids(self):
+        """Emails a live worker sent and holds the outcome of: unwritten yet, and never written
+        if the row was sent again meanwhile (its claim was lost to the lease)."""
+        return {
+            o.fields["provider_message_id"]
+            for worker in self.workers
+            for o in worker.outcomes
+            if o.fields["status"] == NotificationStatus.SENT and o.notification.channel == "email"
+        }
+
     def _note_unwritten(self, outcomes):
         """Emails whose outcome was written to no row (their claim had been taken over)."""
         for o in outcomes:
