@@ -301,3 +301,20 @@ def test_email_sent_again_past_a_stalled_workers_lease_is_the_counted_window(rep
     replay.reclaim()
     replay.sweep()
     replay.finish()
+
+
+def test_bounce_of_an_earlier_copy_of_an_email_marks_the_address(replay):
+    """Soak seed 5020017886345453327, "undeliverable address": a worker stalled holding its
+    email's outcome past the lease and the row was emailed again; the service bounced the first
+    copy, whose id the row does not record, so the bounce was dropped and the next booking's
+    email went to the dead address."""
+    replay.first_booking(patient=6, ahead=25)
+    replay.worker_claims(limit=1, w=0)
+    replay.worker_sends(w=0)
+    replay.advance_clock(seconds=61)
+    replay.reclaim()
+    replay.sweep()
+    replay.esp_event(i=0, event="bounced", esp="postmark", again=False)
+    replay.book(patient=6, ahead=50)
+    replay.sweep()
+    replay.finish()
