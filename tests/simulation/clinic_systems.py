@@ -27,6 +27,7 @@ from integrations import delivery as hooks
 from integrations.models import EventType, WebhookDelivery, WebhookEndpoint
 from integrations.redrive import redrive
 from notifications.models import Notification
+from notifications.outbox.states import DEAD
 from tests.simulation import invariants
 from tests.simulation.timing import step
 from tests.webhook_receiver import DROP, HANG
@@ -44,32 +45,40 @@ def _key(event_type, timestamp, data):
     return (str(event_type), timestamp, tuple(sorted((k, v) for k, v in data.items() if k != "by")))
 
 
+_ROW = ("appointment_id", "patient_id", "channel", "kind")
+
+
 def facts():
     """What the domain says now: the appointments, the patients' consent, the dead rows (with
-    when they died), the rows' delivery statuses."""
+    when they died), the rows' delivery statuses (plain values: this runs after every step)."""
+    rows = Notification.objects.values_list("pk", *_ROW)
     return {
         "appointments": {
-            a.pk: (a.confirmed_at is not None, a.status, a.starts_at.isoformat(), a.patient_id)
-            for a in Appointment.objects.all()
+            pk: (confirmed_at is not None, status, starts_at.isoformat(), patient_id)
+            for pk, confirmed_at, status, starts_at, patient_id in Appointment.objects.values_list(
+                "pk", "confirmed_at", "status", "starts_at", "patient_id"
+            )
         },
         "consent": {pk: set(opted_out) for pk, opted_out in Patient.objects.values_list("pk", "opted_out")},
-        "dead": {row.pk: row for row in Notification.objects.dead()},
+        "dead": {
+            row[0]: row[1:] for row in rows.filter(DEAD).values_list("pk", "died_at", "error_code", "attempts", *_ROW)
+        },
         "delivery": {
-            row.pk: row for row in Notification.objects.exclude(delivery_status="").only(*_ROW, "delivery_status")
+            row[0]: row[1:]
+            for row in rows.exclude(delivery_status="").values_list(
+                "pk", "delivery_status", "delivery_error_code", *_ROW
+            )
         },
     }
 
 
-_ROW = ("appointment_id", "patient_id", "channel", "kind", "delivery_error_code", "error_code", "attempts", "died_at")
-
-
-def _row(row):
+def _row(pk, appointment_id, patient_id, channel, kind):
     return {
-        "notification_id": row.pk,
-        "appointment_id": row.appointment_id,
-        "patient_id": row.patient_id,
-        "channel": row.channel,
-        "kind": row.kind,
+        "notification_id": pk,
+        "appointment_id": appointment_id,
+        "patient_id": patient_id,
+        "channel": channel,
+        "kind": kind,
     }
 
 
@@ -89,17 +98,13 @@ def happenings(before, after, now):
             *((c, EventType.PATIENT_OPTED_IN) for c in was - opted_out)
         ]:
             found.append(_key(event_type, _stamp(now), {"patient_id": pk, "channel": channel}))
-    for pk, row in after["dead"].items():
-        if pk not in before["dead"] or before["dead"][pk].died_at != row.died_at:
-            data = _row(row) | {"error_code": row.error_code, "attempts": row.attempts}
-            found.append(_key(EventType.NOTIFICATION_DEAD, _stamp(row.died_at), data))
-    for pk, row in after["delivery"].items():
-        was = before["delivery"].get(pk)
-        if was is None or (was.delivery_status, was.delivery_error_code) != (
-            row.delivery_status,
-            row.delivery_error_code,
-        ):
-            data = _row(row) | {"delivery_status": row.delivery_status, "error_code": row.delivery_error_code}
+    for pk, (died_at, error_code, attempts, *row) in after["dead"].items():
+        if before["dead"].get(pk, (None,))[0] != died_at:
+            data = _row(pk, *row) | {"error_code": error_code, "attempts": attempts}
+            found.append(_key(EventType.NOTIFICATION_DEAD, _stamp(died_at), data))
+    for pk, (status, error_code, *row) in after["delivery"].items():
+        if before["delivery"].get(pk, (None, None))[:2] != (status, error_code):
+            data = _row(pk, *row) | {"delivery_status": status, "error_code": error_code}
             found.append(_key(EventType.NOTIFICATION_DELIVERY, _stamp(now), data))
     return found
 
