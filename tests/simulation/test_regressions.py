@@ -248,7 +248,7 @@ def test_bounce_of_an_email_whose_outcome_was_never_written_stops_email_to_the_a
     """Soak seed 2063575571377661227, "undeliverable address": the email service took row 1's
     email and bounced it while the worker that sent it had not written the outcome (it died);
     the bounce named a message id no row had, so it was dropped, and the row's retry emailed the
-    dead address again."""
+    dead address again, as did the next booking's email."""
     replay.first_booking(patient=3, ahead=25)
     replay.worker_claims(w=0, limit=1)
     replay.worker_sends(w=0)
@@ -256,6 +256,8 @@ def test_bounce_of_an_email_whose_outcome_was_never_written_stops_email_to_the_a
     replay.worker_dies(w=0)
     replay.advance_clock(seconds=61)
     replay.reclaim()
+    replay.sweep()
+    replay.book(patient=3, ahead=50)
     replay.sweep()
     replay.finish()
 
