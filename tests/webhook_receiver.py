@@ -1,6 +1,7 @@
 """A clinic's system on loopback, receiving our webhooks: it verifies every request with the
 Standard Webhooks reference library (`standardwebhooks.Webhook(secret).verify`), answers per path
-from a script (a status, or `hang` until released), and keeps what it saw, as a receiver that
+from a script (a status, `hang` until released, or `drop`: the connection closed unanswered once
+the event is taken), and keeps what it saw, each with the answer it was given, as a receiver that
 dedupes by webhook-id does (`accepted_ids`: ids it answered 2xx, each acted on once)."""
 
 import json
@@ -12,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from standardwebhooks import Webhook
 
 HANG = "hang"
+DROP = "drop"
 
 
 @dataclass
@@ -21,6 +23,7 @@ class Received:
     body: bytes
     verified: bool
     error: str = ""
+    answer: object = None  # the status it was answered, or HANG or DROP
 
     @property
     def event(self):
@@ -77,10 +80,14 @@ class WebhookReceiver:
             verified, error = False, f"{exc.__class__.__name__}: {exc}"
         with self.lock:
             answer = self.scripts[handler.path].popleft() if self.scripts[handler.path] else 200
-            self.received.append(Received(handler.path, headers, body, verified, error))
+            answer = answer if verified or answer in (HANG, DROP) else 401
+            self.received.append(Received(handler.path, headers, body, verified, error, answer))
             self.in_flight += 1
             self.arrived.notify_all()
         try:
+            if answer == DROP:
+                handler.close_connection = True  # taken, then the connection drops: no answer
+                return
             if answer == HANG:
                 self.release.wait(60)
                 answer = 200
@@ -92,6 +99,8 @@ class WebhookReceiver:
             handler.send_header("Content-Length", "2")
             handler.end_headers()
             handler.wfile.write(b"{}")
+        except ConnectionError:
+            pass  # the client gave up on a hung answer and closed its end
         finally:
             with self.lock:
                 self.in_flight -= 1

@@ -12,6 +12,10 @@ from .base import Channel, DeliveryError
 
 logger = logging.getLogger(__name__)
 
+# The row's id in the message's anymail metadata, which an email service echoes in its webhooks:
+# a report on an email whose outcome is not written yet (or never will be) still finds its row.
+NOTIFICATION_METADATA = "notification"
+
 
 class ConsoleEmailBackend(console.EmailBackend):
     """EMAIL_BACKEND=console: each email logged at INFO, as the message Django's console backend
@@ -47,6 +51,7 @@ class EmailChannel(Channel):
         # left for a recipient can be tied to the row that sent it (a bounce, the simulation's checks).
         message_id = make_msgid(idstring=f"notification-{notification.pk}", domain=sender_domain() or None)
         email = email_message(notification.recipient, message, message_id, connection)
+        email.metadata = {NOTIFICATION_METADATA: str(notification.pk)}  # read by anymail's backends only
         try:
             if connection is not None:
                 # Opened here, not by send(): a connection send() opens it also closes.

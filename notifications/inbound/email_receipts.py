@@ -10,10 +10,12 @@ from anymail.signals import tracking
 from django.db import transaction
 from django.dispatch import receiver
 
-from notifications.inbound.receipts import keep_receipt
+from notifications.channels.email import NOTIFICATION_METADATA
+from notifications.inbound.receipts import DELIVERED, keep_receipt
 from notifications.outbox.consent import set_opted_out
-from notifications.outbox.models import Channel, DeliveryStatus, Notification
+from notifications.outbox.models import Channel, DeliveryStatus, Notification, NotificationStatus
 from notifications.outbox.planning import plan_fallback
+from notifications.outbox.signals import delivery_status_recorded
 from notifications.outbox.undeliverable import mark_undeliverable
 
 logger = logging.getLogger(__name__)
@@ -60,38 +62,68 @@ def on_tracking_event(sender, event, esp_name, **kwargs):
         event_id=event.event_id,
         reject_reason=event.reject_reason,
         description=event.description or event.mta_response or "",
+        notification_id=(event.metadata or {}).get(NOTIFICATION_METADATA),
+        recipient=event.recipient,
     )
 
 
 @transaction.atomic
-def apply_email_event(*, esp_name, event_type, message_id, event_id=None, reject_reason=None, description=""):
-    """Apply one tracking event; returns "repeated", "updated", "unchanged" or "unknown"."""
+def apply_email_event(
+    *,
+    esp_name,
+    event_type,
+    message_id,
+    event_id=None,
+    reject_reason=None,
+    description="",
+    notification_id=None,
+    recipient=None,
+):
+    """Apply one tracking event; returns "repeated", "updated", "unchanged" or "unknown".
+    notification_id: the row the message's metadata names (for an email whose outcome is not
+    written yet, or never will be: its worker died), recipient: the address the event is about."""
     message_id = str(message_id or "").strip("<>")
     if not message_id:
         logger.info("%s %s event without a message id", esp_name, event_type)
         return "unknown"
-    row = (
-        Notification.objects.filter(channel=Channel.EMAIL, provider_message_id=message_id)
-        .select_related("patient")
-        .first()
-    )
+    emails = Notification.objects.filter(channel=Channel.EMAIL)
+    row = emails.filter(provider_message_id=message_id).select_related("patient").first()
+    copy_of = None
+    if row is None and str(notification_id or "").isdigit():
+        # The service took this row's email (it reports on it): as a Twilio receipt does, the row
+        # learns the message's id and, if its outcome was lost, is settled sent, not sent again.
+        named = emails.filter(pk=int(notification_id))
+        if recipient:
+            named = named.filter(recipient__iexact=recipient)
+        named.settle_by_receipt(message_id)  # fills only an empty id: a row's own outcome stands
+        row = emails.filter(provider_message_id=message_id).select_related("patient").first()
+        if row is None:
+            # An earlier copy of the row's message (sent again when its outcome was lost): what it
+            # says of the address and the patient holds; the row's status follows its own message.
+            copy_of = named.select_related("patient").first()
+    about = row or copy_of
     token = f"{esp_name}:{event_id}" if event_id else ""
-    if not keep_receipt(message_id, event_type, reject_reason or "", row.pk if row else None, token):
+    if not keep_receipt(message_id, event_type, reject_reason or "", about.pk if about else None, token):
         return "repeated"
-    if row is None:
+    if about is None:
         logger.info("%s %s event for unknown message %s", esp_name, event_type, message_id)
         return "unknown"
-    status = DELIVERY_STATUS.get(event_type)
+    status = DELIVERY_STATUS.get(event_type) if row is not None else None
     updated = 0
     if status is not None:
-        updated = Notification.objects.filter(channel=Channel.EMAIL).record_delivery_status(
-            message_id, status, (reject_reason or "")[:16]
-        )
+        updated = emails.record_delivery_status(message_id, status, (reject_reason or "")[:16])
+    if updated:
+        # Announced as a Twilio receipt's is (the clinic's systems hear notification.delivery).
+        row.refresh_from_db(fields=["delivery_status", "delivery_error_code"])
+        delivery_status_recorded.send(Notification, notification=row)
+    if status in DELIVERED:
+        # The email arrived after all (its row died of its lease first): its fallback goes no more.
+        Notification.objects.filter(fallback_for=row, fallback_for__status=NotificationStatus.SENT).withdraw()
     if event_type in UNDELIVERABLE and reject_reason not in NOT_THE_ADDRESS:
-        mark_undeliverable(row, event_type, reject_reason, description, esp_name)
-    if event_type in NOT_DELIVERED:
+        mark_undeliverable(about, event_type, reject_reason, description, esp_name)
+    if row is not None and event_type in NOT_DELIVERED:
         # plan_fallback refuses a second fallback of a row, so a repeated event adds none.
         plan_fallback(row)
     if event_type in OPT_OUT:
-        set_opted_out([row.patient_id], Channel.EMAIL, True)
+        set_opted_out([about.patient_id], Channel.EMAIL, True)
     return "updated" if updated else "unchanged"

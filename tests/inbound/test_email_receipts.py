@@ -294,3 +294,18 @@ def test_a_block_of_the_clinics_mail_falls_back_but_leaves_the_address_usable(cl
     assert (row.delivery_status, row.delivery_error_code) == ("failed", "blocked")
     assert not UndeliverableAddress.objects.exists()
     assert Notification.objects.get(fallback_for=row).channel == "sms"
+
+
+def test_a_report_on_an_email_whose_outcome_was_lost_finds_its_row_by_the_metadata(client, book, make_patient):
+    row = sent_email(book, make_patient)
+    (message,) = mail.outbox
+    assert message.anymail_test_params["metadata"] == {"notification": str(row.pk)}
+    esp_id = row.provider_message_id
+    # As if its worker had died after the send: still `sending`, no message id recorded.
+    Notification.objects.filter(pk=row.pk).update(status="sending", provider_message_id="")
+
+    delivered = postmark_delivery(esp_id, row.recipient) | {"Metadata": {"notification": str(row.pk)}}
+    assert postmark(client, delivered).status_code == 200
+
+    row.refresh_from_db()
+    assert (row.status, row.provider_message_id, row.delivery_status) == ("sent", esp_id, "delivered")

@@ -1,11 +1,14 @@
 """The simulation's world: the virtual clock in place of Django's, the stand-in Twilio on it,
-the faulty locmem email backend, and settings that make a run short and decided by its seed."""
+the faulty locmem email backend and anymail's webhook secrets, the clinic's systems' webhook
+receiver, and settings that make a run short and decided by its seed."""
 
 import pytest
 from django.utils import timezone
 
 from tests.simulation.edge import VirtualClock
+from tests.simulation.email_service import ANYMAIL_SETTINGS
 from tests.simulation.machine import Simulation
+from tests.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture
@@ -27,9 +30,14 @@ def simulation(db, settings, twilio, monkeypatch):
     # The "slow" fault answers after 2.3 s; everything else answers in milliseconds, and a busy
     # machine must not make one of them time out (a run must be decided by its seed alone).
     settings.TWILIO_HTTP_TIMEOUT = 2.0
-    Simulation.twilio, Simulation.clock = twilio, clock
+    settings.ANYMAIL = ANYMAIL_SETTINGS
+    # The clinic's endpoint answers on loopback in milliseconds; a hang costs a step this long.
+    settings.WEBHOOKS_HTTP_TIMEOUT = 1.0
+    receiver = WebhookReceiver()
+    Simulation.twilio, Simulation.clock, Simulation.receiver = twilio, clock, receiver
     yield Simulation
-    Simulation.twilio = Simulation.clock = None
+    Simulation.twilio = Simulation.clock = Simulation.receiver = None
+    receiver.stop()
 
 
 @pytest.fixture

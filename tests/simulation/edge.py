@@ -3,17 +3,21 @@
 The clock is the one seam: Django's timezone.now, which the code under test reads directly, is
 replaced for the test by a virtual clock that moves only when the simulation says so (the
 stand-in Twilio dates its messages by it too). Email goes to Django's locmem outbox through a
-backend that refuses on demand as an SMTP server would. What reached a recipient is read at the
-edge: the stand-in Twilio's accepted messages (each tied to its row by the status callback URL,
-which carries the row's id) and the outbox (each email tied to its row by its Message-ID)."""
+backend that refuses on demand as an SMTP server would and, as an email service's anymail backend
+does, answers with the service's own message id (anymail_status), which its tracking webhooks
+name (tests/simulation/email_service.py). What reached a recipient is read at the edge: the
+stand-in Twilio's accepted messages (each tied to its row by the status callback URL, which
+carries the row's id) and the outbox (each email tied to its row by its Message-ID)."""
 
 import re
 import smtplib
+import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
+from anymail.message import AnymailRecipientStatus, AnymailStatus
 from django.core import mail
 from django.core.mail.backends import locmem
 
@@ -42,7 +46,9 @@ class VirtualClock:
 
 class FaultyEmailBackend(locmem.EmailBackend):
     """Django's locmem backend, but that a refusal scripted for a recipient (an SMTP reply
-    code: 4xx comes back later, 5xx never) is raised instead of taking the message."""
+    code: 4xx comes back later, 5xx never) is raised instead of taking the message, and that a
+    message taken gets the email service's id as anymail's backends give it (anymail_status;
+    numbered in the run's order, as anymail's own test backend numbers them)."""
 
     faults = defaultdict(deque)
 
@@ -54,7 +60,18 @@ class FaultyEmailBackend(locmem.EmailBackend):
                 if code >= 500:
                     raise smtplib.SMTPRecipientsRefused({message.to[0]: (code, b"5.1.1 mailbox unavailable")})
                 raise smtplib.SMTPResponseException(code, b"4.3.0 try again later")
-        return super().send_messages(messages)
+            status = AnymailStatus()
+            esp_id = str(uuid.UUID(int=len(mail.outbox) + 1))  # a Postmark-like MessageID
+            status.set_recipient_status({message.to[0]: AnymailRecipientStatus(message_id=esp_id, status="sent")})
+            message.anymail_status = status
+            super().send_messages([message])
+        return len(messages)
+
+
+def email_row(email):
+    """The id of the row that sent this email, read from its Message-ID (-1: none)."""
+    match = MESSAGE_ID_ROW.search(email.extra_headers["Message-ID"])
+    return int(match[1]) if match else -1
 
 
 @dataclass(frozen=True)
@@ -89,9 +106,7 @@ class Edge:
             late = message["sid"] in self.late_sids
             found.append(Delivered(row, "twilio", message["to"], message["body"], message["sid"], late))
         for email in mail.outbox:
-            message_id = email.extra_headers["Message-ID"].strip("<>")
-            match = MESSAGE_ID_ROW.search(email.extra_headers["Message-ID"])
-            found.append(Delivered(int(match[1]) if match else -1, "email", email.to[0], email.body, message_id))
+            found.append(Delivered(email_row(email), "email", email.to[0], email.body, email.anymail_status.message_id))
         return found
 
     def new_deliveries(self):

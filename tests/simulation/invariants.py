@@ -12,6 +12,7 @@ from notifications.channels import TEXT_CHANNELS
 from notifications.messages.languages import message_language
 from notifications.messages.rendering import local_date_and_time
 from notifications.models import Channel, Notification, NotificationKind, NotificationStatus
+from notifications.outbox.undeliverable import is_undeliverable
 
 # SIMULATION_RELAX="at most once,true when sent" counts those invariants' violations instead of
 # stopping at the first, to explore past a known defect; the test still fails if any was counted.
@@ -38,13 +39,15 @@ def after_step(machine):
     """Every invariant that must hold between any two steps."""
     edge = machine.edge
     every = edge.deliveries()
-    for delivered in edge.new_deliveries():
+    new = edge.new_deliveries()
+    for delivered in new:
         true_when_sent(delivered)
-        no_fallback_after_delivery(delivered, machine.delivered_rows)
+        no_message_after_delivery(delivered, machine.delivered_rows)
     at_most_once(every, machine.unwritten_email_ids | machine.held_email_ids())
     own_identity(every)
     receipts_are_evidence(machine.delivered_rows)
     consent_follows_the_patient(machine)
+    machine.check_channels(new)
 
 
 def true_when_sent(delivered):
@@ -70,22 +73,26 @@ def true_when_sent(delivered):
     )
 
 
-def no_fallback_after_delivery(delivered, delivered_rows):
-    """A receipt is evidence: the email fallback of a message a receipt showed delivered never goes."""
-    if delivered.provider != "email":
-        return
+def no_message_after_delivery(delivered, delivered_rows):
+    """A receipt is evidence: a message a receipt showed delivered is never sent again, nor does
+    its fallback go."""
+    check(
+        delivered.row_id not in delivered_rows,
+        "receipt is evidence",
+        f"row {delivered.row_id} reached {delivered.to} again although a receipt showed its message delivered",
+    )
     fallback_for = Notification.objects.filter(pk=delivered.row_id).values_list("fallback_for", flat=True).first()
     check(
         fallback_for not in delivered_rows,
         "receipt is evidence",
-        f"fallback row {delivered.row_id} emailed {delivered.to} although row {fallback_for}'s message was delivered",
+        f"fallback row {delivered.row_id} reached {delivered.to} although row {fallback_for}'s message was delivered",
     )
 
 
 def at_most_once(every, unwritten_email_ids):
     """At most one message per row reaches its recipient. The one window allowed, and counted:
-    an email the SMTP server took whose outcome was never written (a worker gone, or one that
-    still holds it past its lease), sent again; SMTP has nothing to look up."""
+    an email the SMTP server took whose outcome was never written (a worker gone, or stalled
+    past its lease), sent again; SMTP has nothing to look up."""
     by_row = defaultdict(list)
     for delivered in every:
         by_row[delivered.row_id].append(delivered)
@@ -152,10 +159,10 @@ def consent_follows_the_patient(machine):
             check(not opted_out, "consent", f"patient {patient.pk} texted START and is opted out of SMS again")
 
 
-def at_least_once():
+def at_least_once(machine):
     """At the end, drained: every row sent, skipped with a reason, cancelled, or dead with its
     error kept and (a text message, for a patient with an email address they did not opt out
-    of) its email fallback planned."""
+    of, nor an email service reported dead, since before the row died) its email fallback planned."""
     for row in Notification.objects.select_related("patient"):
         if row.status in (NotificationStatus.SENT, NotificationStatus.CANCELLED):
             continue
@@ -165,7 +172,15 @@ def at_least_once():
         check(bool(row.last_error), "at least once", f"{where} has no reason kept")
         if row.status == NotificationStatus.FAILED:
             check(row.is_dead, "at least once", f"{where} still waiting for a retry at {row.next_attempt_at}")
-            if row.channel in TEXT_CHANNELS and row.patient.email and Channel.EMAIL not in row.patient.opted_out:
+            patient = row.patient
+            changed_at = machine.email_changed_at.get(patient.pk)
+            if (
+                row.channel in TEXT_CHANNELS
+                and patient.email
+                and Channel.EMAIL not in patient.opted_out
+                and not is_undeliverable(patient.pk, patient.email)
+                and (changed_at is None or (row.died_at is not None and row.died_at > changed_at))
+            ):
                 fallback = Notification.objects.filter(
                     appointment_id=row.appointment_id,
                     kind=row.kind,

@@ -21,7 +21,9 @@ from appointments.models import Appointment, AppointmentStatus, Patient
 from notifications.models import Notification
 from notifications.outbox import sweeps
 from tests.simulation import invariants
+from tests.simulation.clinic_systems import ClinicSystems, ClinicSystemsRules, every_event_reached
 from tests.simulation.edge import START, Edge, FaultyEmailBackend
+from tests.simulation.email_service import EmailService, EmailServiceRules
 from tests.simulation.timing import STATS, step
 from tests.simulation.webhooks import post_inbound, post_status
 from tests.simulation.workers import Worker, WorkerRules
@@ -36,6 +38,8 @@ PATIENTS = [
     (["whatsapp"], "+14155550205", ""),
     # No phone for the text channels chosen: its messages go by email instead (issue 24).
     (["sms", "whatsapp"], "", "p6@example.com"),
+    # Email only, with a phone: an email that bounces goes by SMS instead (issue 29).
+    (["email"], "+14155550207", "p7@example.com"),
 ]
 # Booked this long ahead: within a reminder's reach, between them, and days away.
 BOOK_AHEAD_HOURS = [1.5, 3, 25, 50, 24 * 5]
@@ -55,10 +59,12 @@ TWILIO_FAULTS = [
 RECEIPTS = [("sent", None), ("delivered", None), ("undelivered", 30003), ("failed", 30008)]
 
 
-class Simulation(WorkerRules, RuleBasedStateMachine):
-    # Set by the fixture (tests/simulation/conftest.py): the stand-in Twilio and the clock.
+class Simulation(WorkerRules, EmailServiceRules, ClinicSystemsRules, RuleBasedStateMachine):
+    # Set by the fixture (tests/simulation/conftest.py): the stand-in Twilio, the clock, and
+    # the clinic's systems' webhook receiver.
     twilio = None
     clock = None
+    receiver = None
 
     def __init__(self):
         super().__init__()
@@ -71,6 +77,9 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
         FaultyEmailBackend.faults.clear()
         mail.outbox = []
         self.edge = Edge(self.twilio)
+        self.esp = EmailService()
+        self.email_changed_at = {}  # patient id: when their email address last changed
+        self.hooks = ClinicSystems(self.receiver)  # registered before anything happens
         self.patients = [
             Patient.objects.create(name=f"Patient {n}", channels=channels, phone=phone, email=email)
             for n, (channels, phone, email) in enumerate(PATIENTS, 1)
@@ -167,7 +176,7 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
         else:
             self.twilio.script(address, fault)
 
-    @rule(patient=st.sampled_from([0, 1, 2, 3]), code=st.sampled_from([451, 550]))
+    @rule(patient=st.sampled_from([0, 1, 2, 3, 6]), code=st.sampled_from([451, 550]))
     @step
     def email_fault(self, patient, code):
         FaultyEmailBackend.faults[self.patients[patient].email].append(code)
@@ -225,14 +234,21 @@ class Simulation(WorkerRules, RuleBasedStateMachine):
         try:
             if not self.failed:
                 self.drain()
+                self.drain_hooks()
                 invariants.after_step(self)
-                invariants.at_least_once()
+                invariants.at_least_once(self)
+                every_event_reached(self.hooks)
             STATS["messages"] += len(self.edge.deliveries())
         finally:
             for worker in self.workers:
                 worker.close()
             transaction.set_rollback(True)
             self._atomic.__exit__(None, None, None)
+
+    def check_channels(self, new_deliveries):
+        """The email service's and the clinic's systems' invariants (invariants.after_step's)."""
+        self.check_email(new_deliveries)
+        self.check_hooks()
 
     def drain(self, rounds=60):
         """Every worker gone, the providers well again, and the clock moved past every lease,

@@ -79,7 +79,8 @@ class WorkerRules:
         self.workers[w] = Worker()
 
     def held_email_ids(self):
-        """Emails the SMTP server took whose outcomes a live worker still holds, unwritten."""
+        """Emails a live worker sent and holds the outcome of: unwritten yet, and never written
+        if the row was sent again meanwhile (its claim was lost to the lease)."""
         return {
             o.fields["provider_message_id"]
             for worker in self.workers
