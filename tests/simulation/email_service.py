@@ -140,8 +140,8 @@ class EmailService:
         self.fates = {}  # esp id: the email's fate
         self.posted = {}  # (esp id, event): (esp, payload) last posted, to post again
         self.highest = {}  # esp id: the highest delivery status the service reported
-        # (patient id, address) bounced or rejected: the last row id planned before the report.
-        self.dead_addresses = {}
+        # (patient id, address) the service bounced or rejected.
+        self.dead_addresses = set()
         self.opted_out = set()  # patients who complained or unsubscribed
         self.failed_rows = set()  # rows whose email bounced, was rejected or blocked
         self.events = 0
@@ -185,8 +185,7 @@ class EmailServiceRules:
         if event in ARRIVED:
             self.delivered_rows.add(row_id)
         if event in DEAD_ADDRESS:
-            last = Notification.objects.order_by("-pk").values_list("pk", flat=True).first()
-            self.esp.dead_addresses.setdefault((patient_id, address), last)
+            self.esp.dead_addresses.add((patient_id, address))
         if event in FALLS_BACK:
             self.esp.failed_rows.add(row_id)
             # Expected of the row's own message (an earlier copy, sent again when its outcome was
@@ -218,12 +217,10 @@ class EmailServiceRules:
             if delivered.provider != "email":
                 continue
             patient_id = Notification.objects.filter(pk=delivered.row_id).values_list("patient_id", flat=True).first()
-            # Only rows planned after the report: a row planned before it is stopped by the send
-            # thread's read of the address (reason_not_to_send), which here sees the committed
-            # database only, not the example's transaction (docs/RELIABILITY.md, the simulation).
-            planned_before = self.esp.dead_addresses.get((patient_id, delivered.to), delivered.row_id)
+            # Whenever the row was planned: one planned before the report, even one a worker
+            # held, is stopped at its hand-out (a step's send starts after the reports before it).
             invariants.check(
-                delivered.row_id <= planned_before,
+                (patient_id, delivered.to) not in self.esp.dead_addresses,
                 "undeliverable address",
                 f"row {delivered.row_id} emailed {delivered.to}, which the email service reported dead",
             )
