@@ -1,6 +1,8 @@
 """Issue 27's simulation: random interleavings of bookings, moves, cancels, confirmations,
 receipts (repeated, reordered), STOP and START, provider faults, dying workers and a moving
-clock, with the invariants checked after every step (tests/simulation/invariants.py).
+clock, with the invariants checked after every step (tests/simulation/invariants.py); and
+(issue 29) an email service's reports through anymail's webhooks and the clinic's webhook
+endpoint with its faults and the integrations' sweep, lease and worker.
 
 In CI it runs a fixed, derandomized set of examples (the same every run, no example database),
 within about a minute and a half on PostgreSQL. A soak:
