@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from django.apps import apps
 from django.db.models import Case, Exists, F, OuterRef, Q, Value, When
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from notifications.channels import TEXT_CHANNELS
@@ -54,13 +55,16 @@ def record_send_starts(notifications, now=None):
         claim_token__in={n.claim_token for n in first},
     )
     kept = Q(possibly_sent=True, send_started_at__isnull=False)
-    updated = held.update(send_started_at=Case(When(kept, then=F("send_started_at")), default=Value(now)))
+    # Never before the claim, whatever this host's clock did since (an NTP step back): a start
+    # earlier than its claim would read as not started, and a move would withdraw a send under way.
+    started_at = Greatest(Value(now), F("claimed_at"))
+    updated = held.update(send_started_at=Case(When(kept, then=F("send_started_at")), default=started_at))
     if updated < len(first):
         still = set(held.values_list("pk", flat=True))
         first = [n for n in first if n.pk in still]
     for n in first:
         if not (n.possibly_sent and n.send_started_at):
-            n.send_started_at = now
+            n.send_started_at = max(now, n.claimed_at)
     return first
 
 
@@ -75,18 +79,20 @@ def _in_doubt_elsewhere(text_rows):
     others_in_doubt = rows.objects.filter(
         IN_DOUBT, channel=OuterRef("channel"), recipient=OuterRef("recipient")
     ).exclude(pk=OuterRef("pk"))
-    return set(
-        rows.objects.filter(pk__in=[n.pk for n in text_rows])
-        .filter(Exists(others_in_doubt))
-        .values_list("pk", flat=True)
-    )
+    # A row itself in doubt, waiting to look, waits only for a send under way or for an older row
+    # in doubt that waits too: two such rows must not hold each other back forever.
+    under_way = Q(status=NotificationStatus.SENDING, send_started_at__gte=F("claimed_at"))
+    before_it = others_in_doubt.exclude(~under_way & Q(possibly_sent=True, pk__gt=OuterRef("pk")))
+    waits = (Q(possibly_sent=False) & Exists(others_in_doubt)) | (Q(possibly_sent=True) & Exists(before_it))
+    return set(rows.objects.filter(pk__in=[n.pk for n in text_rows]).filter(waits).values_list("pk", flat=True))
 
 
 def _one_per_text_recipient(notifications):
     """The rows whose sends may start together, and those held back: one text row per
     recipient (the first), as the others would be in doubt beside it."""
     first, held_back, seen = [], [], set()
-    for n in notifications:
+    # A row itself in doubt goes first: it is the one its number waits on (in order otherwise).
+    for n in sorted(notifications, key=lambda n: not n.possibly_sent):
         key = (n.channel, n.recipient)
         if n.channel in TEXT_CHANNELS and n.recipient and key in seen:
             held_back.append(n)

@@ -235,3 +235,64 @@ def test_a_send_possibly_out_holds_back_the_next_to_its_number_until_it_is_found
 
     assert Notification.objects.get(pk=later.pk).status == "pending"
     assert len(reminder_sms(twilio)) == 2  # the 1-day reminder and the 2-hour one, not yet a third
+
+
+def make_due_again(*rows):
+    Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
+        next_attempt_at=timezone.now() - timedelta(seconds=1)
+    )
+
+
+def possibly_sent(*rows):
+    Notification.objects.filter(pk__in=[r.pk for r in rows]).update(
+        possibly_sent=True, send_started_at=timezone.now() - timedelta(minutes=2)
+    )
+
+
+def test_a_row_in_doubt_due_with_an_earlier_row_to_its_number_starts_first(db, make_patient, book):
+    # Review of this round: the earlier row was kept and the row in doubt held back, and the row
+    # in doubt then held the earlier one back too: neither ever started (a livelock).
+    day_before, two_hours = both_reminders_due(make_patient, book)
+    possibly_sent(two_hours)
+
+    started = record_send_starts(Notification.objects.filter(pk__in=[day_before.pk, two_hours.pk]).claim())
+
+    assert [n.pk for n in started] == [two_hours.pk]
+
+
+def test_two_rows_in_doubt_to_one_number_do_not_hold_each_other_back_forever(db, make_patient, book):
+    # Two rows in doubt at once (two workers starting in the same instant, or rows from before
+    # this rule): the older one looks first.
+    day_before, two_hours = both_reminders_due(make_patient, book)
+    possibly_sent(day_before, two_hours)
+
+    started = [
+        n.pk
+        for row in (two_hours, day_before)
+        for n in record_send_starts(Notification.objects.filter(pk=row.pk).claim())
+    ]
+
+    assert started == [day_before.pk]
+
+
+def test_sweeps_send_both_rows_when_the_later_is_in_doubt(db, twilio, make_patient, book):
+    day_before, two_hours = both_reminders_due(make_patient, book)
+    possibly_sent(two_hours)
+
+    for _ in range(3):
+        sweeps.sweep()
+        make_due_again(day_before, two_hours)
+
+    statuses = sorted(
+        Notification.objects.filter(pk__in=[day_before.pk, two_hours.pk]).values_list("status", flat=True)
+    )
+    assert statuses == ["sent", "sent"]
+
+
+def test_a_send_started_under_a_clock_stepped_back_is_not_withdrawn(db, make_patient, book):
+    # The worker's clock steps back a second between the claim and the hand-out (an NTP step).
+    day_before, _ = both_reminders_due(make_patient, book)
+    (claimed,) = Notification.objects.filter(pk=day_before.pk).claim()
+    record_send_starts([claimed], now=claimed.claimed_at - timedelta(seconds=1))
+
+    assert Notification.objects.filter(pk=day_before.pk).withdraw() == 0
