@@ -89,12 +89,13 @@ def apply_email_event(
     emails = Notification.objects.filter(channel=Channel.EMAIL)
     row = emails.filter(provider_message_id=message_id).select_related("patient").first()
     copy_of = None
-    if row is None and str(notification_id or "").isdigit():
+    notification_id = str(notification_id or "")
+    if row is None and recipient and notification_id.isascii() and notification_id.isdigit():
         # The service took this row's email (it reports on it): as a Twilio receipt does, the row
         # learns the message's id and, if its outcome was lost, is settled sent, not sent again.
-        named = emails.filter(pk=int(notification_id))
-        if recipient:
-            named = named.filter(recipient__iexact=recipient)
+        # Only a row whose send started, to the address the report is about: an id alone, which
+        # counts up, must not let a report settle or opt out any row.
+        named = emails.filter(pk=int(notification_id), recipient__iexact=recipient, send_started_at__isnull=False)
         named.settle_by_receipt(message_id)  # fills only an empty id: a row's own outcome stands
         row = emails.filter(provider_message_id=message_id).select_related("patient").first()
         if row is None:

@@ -151,3 +151,27 @@ def every_contact_channel_has_a_channel(app_configs, **kwargs):
             id="notifications.E010",
         )
     ]
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def email_service_webhooks_are_authenticated(app_configs, **kwargs):
+    """With an email service as the backend, its tracking webhooks settle rows, mark addresses
+    dead and opt patients out: anymail must refuse a post it cannot authenticate (it only warns)."""
+    from django.conf import settings
+
+    backend = settings.EMAIL_BACKEND
+    if not backend.startswith("anymail.backends.") or backend.startswith("anymail.backends.test."):
+        return []
+    anymail = getattr(settings, "ANYMAIL", {})
+    if anymail.get("WEBHOOK_SECRET") or any(
+        name.endswith("_WEBHOOK_SIGNING_KEY") and value for name, value in anymail.items()
+    ):
+        return []
+    return [
+        checks.Error(
+            f"EMAIL_BACKEND is {backend}, but its tracking webhooks are not authenticated.",
+            hint="Set ANYMAIL_WEBHOOK_SECRET (user:password, for basic auth) or the service's "
+            "ANYMAIL_<ESP>_WEBHOOK_SIGNING_KEY.",
+            id="notifications.E012",
+        )
+    ]

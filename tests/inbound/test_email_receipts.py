@@ -309,3 +309,48 @@ def test_a_report_on_an_email_whose_outcome_was_lost_finds_its_row_by_the_metada
 
     row.refresh_from_db()
     assert (row.status, row.provider_message_id, row.delivery_status) == ("sent", esp_id, "delivered")
+
+
+def test_a_report_naming_only_a_row_id_settles_and_opts_out_nothing(book, make_patient):
+    # Review of this round: an event with the row id in its metadata and no recipient, for a
+    # message id made up, opted the row's patient out of email.
+    from notifications.inbound.email_receipts import apply_email_event
+
+    patient = make_patient(channels=["email"], email="victim@example.com")
+    row = book(patient).notifications.filter(channel="email").first()
+
+    apply_email_event(esp_name="Postmark", event_type="complained", message_id="forged-1", notification_id=str(row.pk))
+    apply_email_event(
+        esp_name="Postmark",
+        event_type="complained",
+        message_id="forged-2",
+        notification_id=str(row.pk),
+        recipient="victim@example.com",  # right address, but the row's send never started
+    )
+
+    patient.refresh_from_db()
+    row.refresh_from_db()
+    assert ("email" in patient.opted_out, row.provider_message_id, row.status) == (False, "", "pending")
+
+
+def test_a_report_whose_row_id_is_not_an_ascii_number_is_unknown_not_a_500(db):
+    from notifications.inbound.email_receipts import apply_email_event
+
+    answer = apply_email_event(
+        esp_name="Postmark", event_type="delivered", message_id="m-1", notification_id="²", recipient="a@example.com"
+    )
+
+    assert answer == "unknown"
+
+
+@pytest.mark.parametrize(
+    ("anymail", "refused"),
+    [({}, True), ({"WEBHOOK_SECRET": "hooks:secret"}, False), ({"MAILGUN_WEBHOOK_SIGNING_KEY": "key"}, False)],
+)
+def test_deploy_check_refuses_an_email_service_whose_webhooks_anyone_can_post(settings, anymail, refused):
+    from notifications.operations.checks import email_service_webhooks_are_authenticated
+
+    settings.EMAIL_BACKEND = "anymail.backends.postmark.EmailBackend"
+    settings.ANYMAIL = anymail
+
+    assert [e.id for e in email_service_webhooks_are_authenticated(None)] == (["notifications.E012"] if refused else [])
