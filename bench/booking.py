@@ -18,6 +18,7 @@ archive COMMIT | tar -x -C DIR`), run round by round beside this one. Medians of
 and each side's ratio to this tree's. Nothing is asserted."""
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -25,8 +26,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-from notifications.outbox import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = "--child"
@@ -120,7 +119,8 @@ def child(bookings, sweep_rows):
     from appointments.models import Appointment
     from bench import workload
     from notifications.models import Notification
-    from notifications.outbox import delivery
+
+    delivery = _first_module("notifications.outbox.delivery", "notifications.delivery")
 
     database = settings.DATABASES["default"]
     server_address = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"]}
@@ -177,6 +177,7 @@ def _sweep(rows):
 
     from bench import workload
 
+    sweeps = _first_module("notifications.outbox.sweeps", "notifications.outbox.delivery", "notifications.delivery")
     workload.due_reminders(workload.appointments(min(rows, 500)), rows)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -188,6 +189,19 @@ def _sweep(rows):
         raise SystemExit(f"the sweep sent {report.outcomes['sent']} of {rows} rows")
     process, main, postgresql = ((end - start) * 1000 / rows for start, end in zip(started, ended, strict=True))
     return {"sweep_ms": round(process, 3), "sweep_main_ms": round(main, 3), "sweep_postgresql_ms": round(postgresql, 3)}
+
+
+def _first_module(*names):
+    """The first of these modules the side's tree has: the child runs in trees from before the
+    rooms' move (notifications/delivery.py, whose sweep() moved to notifications/outbox/sweeps.py
+    later) as well as after it."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as missing:
+            if not name.startswith(missing.name):
+                raise
+    raise SystemExit(f"none of {', '.join(names)} in this tree")
 
 
 def _backend_cpu_seconds(pid):
