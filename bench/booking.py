@@ -14,7 +14,7 @@ process, on PostgreSQL.
 
 Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
 side's number appended), migrated by its own tree; `--baseline DIR` adds an earlier tree (`git
-archive COMMIT | tar -x -C DIR`), run round by round beside this one. Medians of the rounds,
+archive COMMIT | tar -x -C DIR`), run round by round beside this one, each round starting one side later. Medians of the rounds,
 and each side's ratio to this tree's. Nothing is asserted."""
 
 import argparse
@@ -45,8 +45,11 @@ def main(argv):
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     results = {name: [] for name, _ in sides}
     with services.twilio_standin() as standin:
+        numbered = list(enumerate(sides))
         for round_number in range(1, options.rounds + 1):
-            for number, (name, tree) in enumerate(sides):
+            # Each round starts one side later, so that no side always follows the same one.
+            start = (round_number - 1) % len(numbered)
+            for number, (name, tree) in numbered[start:] + numbered[:start]:
                 env = services.process_env(f"{database_url}_booking{number}", redis_url, standin)
                 command = [sys.executable, str(Path(__file__).resolve()), CHILD]
                 command += [str(options.bookings), str(options.sweep_rows)]
