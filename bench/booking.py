@@ -14,8 +14,8 @@ process, on PostgreSQL.
 
 Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
 side's number appended), migrated by its own tree; `--baseline DIR` adds an earlier tree (`git
-archive COMMIT | tar -x -C DIR`), run round by round beside this one, each round starting one side later. Medians of the rounds,
-and each side's ratio to this tree's. Nothing is asserted."""
+archive COMMIT | tar -x -C DIR`), run round by round beside this one, each round starting one
+side later. Medians of the rounds, and each side's ratio to this tree's. Nothing is asserted."""
 
 import argparse
 import importlib
