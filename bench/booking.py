@@ -14,10 +14,11 @@ process, on PostgreSQL.
 
 Each side runs in a process of its own, with its own database (BENCH_DATABASE_URL with the
 side's number appended), migrated by its own tree; `--baseline DIR` adds an earlier tree (`git
-archive COMMIT | tar -x -C DIR`), run round by round beside this one. Medians of the rounds,
-and each side's ratio to this tree's. Nothing is asserted."""
+archive COMMIT | tar -x -C DIR`), run round by round beside this one, each round starting one
+side later. Medians of the rounds, and each side's ratio to this tree's. Nothing is asserted."""
 
 import argparse
+import importlib
 import json
 import os
 import statistics
@@ -25,8 +26,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-from notifications.outbox import sweeps
 
 ROOT = Path(__file__).resolve().parent.parent
 CHILD = "--child"
@@ -46,8 +45,11 @@ def main(argv):
     redis_url = os.environ.get("BENCH_REDIS_URL", DEFAULT_REDIS_URL)
     results = {name: [] for name, _ in sides}
     with services.twilio_standin() as standin:
+        numbered = list(enumerate(sides))
         for round_number in range(1, options.rounds + 1):
-            for number, (name, tree) in enumerate(sides):
+            # Each round starts one side later, so that no side always follows the same one.
+            start = (round_number - 1) % len(numbered)
+            for number, (name, tree) in numbered[start:] + numbered[:start]:
                 env = services.process_env(f"{database_url}_booking{number}", redis_url, standin)
                 command = [sys.executable, str(Path(__file__).resolve()), CHILD]
                 command += [str(options.bookings), str(options.sweep_rows)]
@@ -120,7 +122,8 @@ def child(bookings, sweep_rows):
     from appointments.models import Appointment
     from bench import workload
     from notifications.models import Notification
-    from notifications.outbox import delivery
+
+    delivery = _first_module("notifications.outbox.delivery", "notifications.delivery")
 
     database = settings.DATABASES["default"]
     server_address = {"host": database["HOST"], "port": database["PORT"], "user": database["USER"]}
@@ -177,6 +180,7 @@ def _sweep(rows):
 
     from bench import workload
 
+    sweeps = _first_module("notifications.outbox.sweeps", "notifications.outbox.delivery", "notifications.delivery")
     workload.due_reminders(workload.appointments(min(rows, 500)), rows)
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
@@ -188,6 +192,19 @@ def _sweep(rows):
         raise SystemExit(f"the sweep sent {report.outcomes['sent']} of {rows} rows")
     process, main, postgresql = ((end - start) * 1000 / rows for start, end in zip(started, ended, strict=True))
     return {"sweep_ms": round(process, 3), "sweep_main_ms": round(main, 3), "sweep_postgresql_ms": round(postgresql, 3)}
+
+
+def _first_module(*names):
+    """The first of these modules the side's tree has: the child runs in trees from before the
+    rooms' move (notifications/delivery.py, whose sweep() moved to notifications/outbox/sweeps.py
+    later) as well as after it."""
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ModuleNotFoundError as missing:
+            if not name.startswith(missing.name):
+                raise
+    raise SystemExit(f"none of {', '.join(names)} in this tree")
 
 
 def _backend_cpu_seconds(pid):

@@ -4,11 +4,13 @@ rows for the sweep, and rows by the million for the claim measurement."""
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connection
 from django.utils import timezone
 
 from accounts.tokens import issue_token
 from appointments.models import Appointment, Location, Patient, Provider
+from appointments.roles import FRONT_DESK
 from notifications.channels import address_for
 from notifications.messages.snapshot import snapshot
 from notifications.models import Notification, NotificationAttempt, NotificationKind
@@ -33,13 +35,15 @@ def _truncate(*models):
 
 
 def staff_token():
-    """A staff token, and the provider and location the benchmark's bookings name."""
+    """A staff token of the front desk's role (the one that books), and the provider and
+    location the benchmark's bookings name."""
     Provider.objects.get_or_create(name="Dr. Bench")
     Location.objects.get_or_create(name="Room 1")
     user, created = get_user_model().objects.get_or_create(username=STAFF_USERNAME, defaults={"is_staff": True})
     if created:
         user.set_unusable_password()
         user.save()
+    user.groups.add(Group.objects.get(name=FRONT_DESK))  # shipped by a data migration
     return issue_token(user)
 
 

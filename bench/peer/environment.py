@@ -20,7 +20,7 @@ VENV = ROOT / "var" / "bench" / "peer-venv"
 PROJECT_FILES = Path(__file__).parent / "postoffice"
 # The peer as a user would install it, beside the Django and psycopg versions we run on.
 PACKAGES = ["django-post-office==3.12.0", "Django==5.2.19", "psycopg[binary]==3.3.9", "aiosmtpd==1.4.6"]
-TEMPLATES = {"subject": "reminder_subject.txt", "content": "reminder.txt", "html_content": "reminder.html"}
+TEMPLATES = {"subject": "{kind}_subject.txt", "content": "{kind}.txt", "html_content": "{kind}.html"}
 
 
 def python():
@@ -42,7 +42,7 @@ class PeerProject:
     def __init__(self, database_url, smtp_port):
         self.python = python()
         self.directory = Path(tempfile.mkdtemp(prefix="bench-peer-"))
-        for name in ("peer_settings.py", "queue_emails.py"):
+        for name in ("peer_settings.py", "queue_emails.py", "ask_emails.py"):
             shutil.copy(PROJECT_FILES / name, self.directory)
         url = urlparse(database_url)
         _create_database(database_url, url.path.lstrip("/"))
@@ -58,18 +58,27 @@ class PeerProject:
             PEER_SMTP_PORT=str(smtp_port),
         )
 
-    def queue(self, count, context):
-        """Queue `count` emails (rendered now, as post-office does) on an empty queue."""
-        templates = {field: (ROOT / "templates" / "email" / name).read_text() for field, name in TEMPLATES.items()}
+    def queue(self, count, context, kind="reminder"):
+        """Queue `count` emails of our message `kind` (rendered now, as post-office does) on an
+        empty queue; with 0, the empty queue and the message's EmailTemplate alone."""
+        templates = {
+            field: (ROOT / "templates" / "email" / name.format(kind=kind)).read_text()
+            for field, name in TEMPLATES.items()
+        }
         templates["subject"] = templates["subject"].strip()  # a header: no trailing newline
         subprocess.run(
-            [self.python, self.directory / "queue_emails.py", str(count), json.dumps(context)],
+            [self.python, self.directory / "queue_emails.py", str(count), json.dumps(context), kind],
             input=json.dumps(templates),
             text=True,
             env=self.env,
             cwd=self.directory,
             check=True,
         )
+
+    def ask_command(self, first, count, context, kind):
+        """Ask for emails peer{first}… one mail.send each (ask_emails.py), on a queue prepared by
+        queue(0, context, kind)."""
+        return [self.python, self.directory / "ask_emails.py", str(first), str(count), json.dumps(context), kind]
 
     def send_command(self, processes):
         lockfile = self.directory / "post_office"

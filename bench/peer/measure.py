@@ -91,7 +91,7 @@ def our_command_send(side, env, sink, count):
     sink.reset()
     command = [sys.executable, "manage.py", "process_pending_notifications", "--max", str(count)]
     seconds, cpu = _timed_command(command, env, side.root)
-    return _result(side.name, 1, count, seconds, cpu, sink, expected, _unsent())
+    return _result(side.name, 1, count, seconds, cpu, sink, expected, unsent())
 
 
 def our_worker_send(side, env, sink, count, processes):
@@ -110,7 +110,7 @@ def our_worker_send(side, env, sink, count, processes):
             time.sleep(POLL)
         seconds = time.perf_counter() - started
         cpu = services.cpu_seconds_by_process(worker.pid)["worker"] - cpu_before
-    return _result(side.name, processes, count, seconds, cpu, sink, expected, _unsent())
+    return _result(side.name, processes, count, seconds, cpu, sink, expected, unsent())
 
 
 def our_floor(smtp_port, count):
@@ -135,10 +135,10 @@ def _timed_command(command, env, cwd):
     return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _unsent():
+def unsent():
     by_status = dict(Notification.objects.values_list("status").annotate(n=Count("pk")))
-    unsent = {status: n for status, n in by_status.items() if status != NotificationStatus.SENT}
-    return f"rows not sent: {unsent}" if unsent else ""
+    left = {status: n for status, n in by_status.items() if status != NotificationStatus.SENT}
+    return f"rows not sent: {left}" if left else ""
 
 
 def _result(side, processes, count, seconds, cpu, sink, expected, problem):

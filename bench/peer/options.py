@@ -12,6 +12,12 @@ DEFAULT_PEER_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/notifications_be
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="python -m bench.peer", description=bench.peer.__doc__)
     parser.add_argument("--emails", type=int, default=5_000, help="emails each side sends a run (default 5,000)")
+    parser.add_argument(
+        "--mode",
+        choices=["both", "send", "e2e"],
+        default="both",
+        help="send: the send alone; e2e: from the emails asked for to the emails delivered; both (default)",
+    )
     parser.add_argument("--pairs", type=int, default=3, help="rounds in each mode, every side once a round (default 3)")
     parser.add_argument(
         "--processes", type=int, default=4, help="processes of the multi-process mode on both sides (default 4)"

@@ -12,7 +12,7 @@ from bench import services, workload
 from bench.measure import progress
 from bench.options import ROOT
 
-from . import environment, measure, report
+from . import environment, measure, pipeline, report
 
 
 def run(options):
@@ -33,18 +33,38 @@ def run(options):
         env = our_env(options, port)
         workload.reset()
         context = measure.peer_context()
-        single = [functools.partial(measure.peer_send, peer, sink, count, 1, context)]
-        single += [functools.partial(measure.our_command_send, side, env, sink, count) for side in ours]
-        multi = [functools.partial(measure.peer_send, peer, sink, count, processes, context)]
-        multi += [functools.partial(measure.our_worker_send, side, env, sink, count, processes) for side in ours]
-        sends = _rounds(options.pairs, single) + _rounds(options.pairs, multi)
-        floor = measure.our_floor(port, options.floor_count)
-    results = report.Results(options, sends, floor, load=(load_at_start, os.getloadavg()[0]))
-    table = report.table(results)
+        sends, pipelines, floor = [], [], {}
+        if options.mode in ("both", "send"):
+            single = [functools.partial(measure.peer_send, peer, sink, count, 1, context)]
+            single += [functools.partial(measure.our_command_send, side, env, sink, count) for side in ours]
+            multi = [functools.partial(measure.peer_send, peer, sink, count, processes, context)]
+            multi += [functools.partial(measure.our_worker_send, side, env, sink, count, processes) for side in ours]
+            sends = _rounds(options.pairs, single) + _rounds(options.pairs, multi)
+            floor = measure.our_floor(port, options.floor_count)
+        if options.mode in ("both", "e2e"):
+            pipelines = _pipelines(options, peer, sink, env, ours, context)
+    results = report.Results(options, sends, floor, (load_at_start, os.getloadavg()[0]), pipelines)
+    table = "\n\n".join(filter(None, [report.table(results), report.pipeline_table(results)]))
     print(table, flush=True)
     if not options.no_output:
         bench_report.write(Path(options.output), options.section, report.section(results, table))
         progress(f"wrote section {options.section!r} of {options.output}")
+
+
+def _pipelines(options, peer, sink, env, ours, context):
+    """The end-to-end rounds (bench/peer/pipeline.py), one process and then P, each pair alternating."""
+    count, redis_url = options.emails, options.redis_url
+    runs = []
+    for processes in (1, options.processes):
+        sides = [functools.partial(pipeline.peer_pipeline, peer, sink, count, processes, context, redis_url)]
+        if processes == 1:
+            sides += [functools.partial(pipeline.our_pipeline_command, s, env, sink, count, redis_url) for s in ours]
+        else:
+            sides += [
+                functools.partial(pipeline.our_pipeline_worker, s, env, sink, count, processes, redis_url) for s in ours
+            ]
+        runs += _rounds(options.pairs, sides)
+    return runs
 
 
 def _rounds(rounds, sides):

@@ -1,7 +1,7 @@
 """Statements of the hot paths in raw SQL, where the ORM's building of them cost more CPU than
-the work they served (docs/PERFORMANCE.md): a claim's read-back, a booking's planned rows and an
-outcome write's attempt rows. (The outcome write's other statements are beside
-record_outcomes, in models.py.)"""
+the work they served (docs/PERFORMANCE.md, "Issue 26"): a claim's read-back and a booking's
+planned rows (an outcome write's statements are beside record_outcomes, in outcomes.py); and
+storable, which sanitizes every value the hot paths write, through raw SQL or the ORM."""
 
 import functools
 import re

@@ -79,7 +79,7 @@ def test_sweep_leaves_a_reminder_that_is_not_yet_due(db, book, make_patient, twi
 
 
 def test_outcomes_too_many_for_one_statement_are_all_written(db, monkeypatch, book, make_patient):
-    # Two rows a statement (a sent row's UPDATE carries 11 values, its attempt 8): several of each.
+    # Two rows a statement (a sent row's UPDATE carries 11 values): several UPDATEs.
     monkeypatch.setattr(raw_sql, "MAX_PARAMETERS", 2 * 11)
     appointments = [book(make_patient(channels=["sms"])) for _ in range(5)]
     confirmations = Notification.objects.filter(appointment__in=appointments, kind="booking_confirmation")
